@@ -1,0 +1,195 @@
+"""Typed configuration: one dataclass per concern, validated once, passed down explicitly.
+
+Field names follow the course lab's flags (``F_dim``, ``tfr_sde``, ``kl_anneal_type`` ...) so users find
+what they know; the CLI is the only place that knows argparse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from posevae.errors import UserError
+
+KLAnnealType = Literal["Cyclical", "Monotonic", "None", "FuCyclical"]
+KL_ANNEAL_TYPES = ("Cyclical", "Monotonic", "None", "FuCyclical")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the conditional VAE (defaults: the course lab's).
+
+    ``downsample`` is the spatial factor between the frame and the latent: 1 keeps every layer at full
+    resolution (the lab's model); 2 or 4 make the encoders downsample and the generator upsample back,
+    which cuts the FLOPs per frame by about ``downsample**2``.
+    """
+
+    frame_H: int = 32
+    frame_W: int = 64
+    F_dim: int = 128  # frame-encoder output channels
+    L_dim: int = 32  # pose-encoder output channels
+    N_dim: int = 12  # latent channels
+    D_out_dim: int = 192  # decoder-fusion output channels
+    downsample: int = 1  # 1 = the lab's full-resolution model; 2, 4, 8 = "fast" presets
+    width: float = 1.0  # multiplies every hidden width (not F/L/N/D dims); < 1 for tiny test models
+
+    def __post_init__(self) -> None:
+        for name in ("frame_H", "frame_W", "F_dim", "L_dim", "N_dim", "D_out_dim"):
+            _require(getattr(self, name) > 0, f"--{name} must be a positive integer, got {getattr(self, name)}.")
+        _require(self.downsample in (1, 2, 4, 8), f"--downsample must be 1, 2, 4 or 8, got {self.downsample}.")
+        _require(
+            self.frame_H % self.downsample == 0 and self.frame_W % self.downsample == 0,
+            f"Frame size {self.frame_H}x{self.frame_W} is not divisible by the model's downsample factor "
+            f"{self.downsample}: choose --frame_H/--frame_W that are multiples of {self.downsample}, "
+            "or use --preset lab (downsample 1).",
+        )
+        _require(0 < self.width <= 4, f"--width must be in (0, 4], got {self.width}.")
+
+
+# Named model variants (CLI `--preset`). "lab" is the course model; "fast" downsamples 4x, see docs.
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "lab": {},
+    "fast": {"downsample": 4},
+    "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "width": 0.25, "downsample": 2},
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how it is cut into training clips."""
+
+    DR: str = ""  # dataset root (the lab's LAB4_Dataset layout)
+    train_vi_len: int = 16  # frames per training clip
+    stride: int | None = None  # step between clip starts; None = train_vi_len (non-overlapping, as the lab)
+    val_vi_len: int = 630  # frames of the validation video used
+    partial: float = 1.0  # fraction of the training frames used
+    fast_train: bool = False  # use fast_partial of the data for the first fast_train_epoch epochs
+    fast_partial: float = 0.4
+    fast_train_epoch: int = 5
+    cache_dir: str | None = None  # where decoded frames are cached; None = DR/.posevae_cache
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.train_vi_len >= 2, f"--train_vi_len must be >= 2, got {self.train_vi_len}.")
+        _require(self.stride is None or self.stride >= 1, f"--stride must be >= 1, got {self.stride}.")
+        _require(self.val_vi_len >= 2, f"--val_vi_len must be >= 2, got {self.val_vi_len}.")
+        _require(0 < self.partial <= 1, f"--partial must be in (0, 1], got {self.partial}.")
+        _require(0 < self.fast_partial <= 1, f"--fast_partial must be in (0, 1], got {self.fast_partial}.")
+        _require(self.fast_train_epoch >= 0, f"--fast_train_epoch must be >= 0, got {self.fast_train_epoch}.")
+
+    @property
+    def clip_stride(self) -> int:
+        return self.stride or self.train_vi_len
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, schedules and bookkeeping of one training run."""
+
+    save_root: str = "runs/run"
+    batch_size: int = 2
+    lr: float = 1e-3
+    num_epoch: int = 70
+    per_save: int = 3
+    optim: Literal["Adam", "AdamW"] = "Adam"
+    lr_schedule: Literal["cosine", "multistep", "constant"] = "cosine"
+    milestones: tuple[int, ...] = (2, 5)  # for the lab's MultiStepLR
+    gamma: float = 0.1
+    grad_clip: float = 1.0  # max gradient norm; 0 disables
+    # teacher forcing (the lab's tfr / tfr_sde / tfr_d_step)
+    tfr: float = 1.0
+    tfr_sde: int = 10
+    tfr_d_step: float = 0.1
+    tf_per: Literal["epoch", "batch"] = "epoch"  # draw teacher forcing once per epoch (lab) or per batch
+    # KL annealing
+    kl_anneal_type: KLAnnealType = "Cyclical"
+    kl_anneal_cycle: int = 10
+    kl_anneal_ratio: float = 0.5
+    kl_norm: Literal["elements", "batch"] = "elements"
+    max_bad_steps: int = 20  # stop after this many non-finite losses in a row
+    seed: int = 1
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: bool = True
+    val_every: int = 1
+    log_wandb: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}.")
+        _require(self.lr > 0, f"--lr must be positive, got {self.lr}.")
+        _require(self.num_epoch >= 1, f"--num_epoch must be >= 1, got {self.num_epoch}.")
+        _require(self.per_save >= 1, f"--per_save must be >= 1, got {self.per_save}.")
+        _require(0 <= self.tfr <= 1, f"--tfr must be in [0, 1], got {self.tfr}.")
+        _require(self.tfr_sde >= 0, f"--tfr_sde must be >= 0, got {self.tfr_sde}.")
+        _require(0 <= self.tfr_d_step <= 1, f"--tfr_d_step must be in [0, 1], got {self.tfr_d_step}.")
+        _require(self.kl_anneal_type in KL_ANNEAL_TYPES,
+                 f"--kl_anneal_type must be one of {', '.join(KL_ANNEAL_TYPES)}, got {self.kl_anneal_type!r}.")
+        _require(self.kl_anneal_cycle >= 1, f"--kl_anneal_cycle must be >= 1, got {self.kl_anneal_cycle}.")
+        _require(0 < self.kl_anneal_ratio <= 1, f"--kl_anneal_ratio must be in (0, 1], got {self.kl_anneal_ratio}.")
+        _require(self.grad_clip >= 0, f"--grad_clip must be >= 0, got {self.grad_clip}.")
+        _require(self.max_bad_steps >= 1, f"--max_bad_steps must be >= 1, got {self.max_bad_steps}.")
+        _require(self.val_every >= 1, f"--val_every must be >= 1, got {self.val_every}.")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Test-time generation."""
+
+    noise_scale: float = 0.5  # z ~ N(0, noise_scale^2 I) at test time (the strong report's 0.5)
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        _require(self.noise_scale >= 0, f"--noise_scale must be >= 0, got {self.noise_scale}.")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs; stored in every checkpoint as plain JSON."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return cls(
+            model=_from_dict(ModelConfig, d.get("model", {})),
+            data=_from_dict(DataConfig, d.get("data", {})),
+            train=_from_dict(TrainConfig, d.get("train", {})),
+            sample=_from_dict(SampleConfig, d.get("sample", {})),
+        )
+
+
+def _from_dict(cls: type, d: dict[str, Any]) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    _require(not unknown, f"Unknown {cls.__name__} fields {unknown}: this config was written by another "
+                          "posevae version or edited by hand; remove those keys.")
+    values = dict(d)
+    for f in dataclasses.fields(cls):  # JSON turns tuples into lists
+        if f.name in values and isinstance(values[f.name], list):
+            values[f.name] = tuple(values[f.name])
+    return cls(**values)
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences between two nested config dicts: ['model.F_dim: 128 != 64', ...]."""
+    out: list[str] = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, name + ".")
+        elif va != vb:
+            out.append(f"{name}: {va!r} != {vb!r}")
+    return out
