@@ -37,7 +37,7 @@ class ModelConfig:
     N_dim: int = 12  # latent channels
     D_out_dim: int = 192  # decoder-fusion output channels
     downsample: int = 1  # 1 = the lab's full-resolution model; 2, 4, 8 = "fast" presets
-    width: float = 1.0  # multiplies every hidden width (not F/L/N/D dims); < 1 for tiny test models
+    frame_skip: bool = False  # feed the previous frame's pixels to the generator's last stage
 
     def __post_init__(self) -> None:
         for name in ("frame_H", "frame_W", "F_dim", "L_dim", "N_dim", "D_out_dim"):
@@ -49,14 +49,13 @@ class ModelConfig:
             f"{self.downsample}: choose --frame_H/--frame_W that are multiples of {self.downsample}, "
             "or use --preset lab (downsample 1).",
         )
-        _require(0 < self.width <= 4, f"--width must be in (0, 4], got {self.width}.")
 
 
 # Named model variants (CLI `--preset`). "lab" is the course model; "fast" downsamples 4x, see docs.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "lab": {},
-    "fast": {"downsample": 4},
-    "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "width": 0.25, "downsample": 2},
+    "fast": {"downsample": 4, "frame_skip": True},
+    "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "downsample": 2, "frame_skip": True},
 }
 
 

@@ -1,0 +1,133 @@
+"""Checkpoints as plain data: one safetensors file, written atomically, never unpickled.
+
+The file holds the model weights (``model/...``), the optimizer's tensors (``optimizer/<param>/<key>``)
+and the RNG states (``rng/...``) as tensors; the run config, the training state (epoch, best PSNR,
+scheduler, optimizer hyper-parameters) and a format version as JSON strings in the safetensors metadata.
+Loading rebuilds the model from the stored config, so a checkpoint is self-describing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from posevae.config import RunConfig, config_diff
+from posevae.errors import UserError
+
+FORMAT = "posevae-checkpoint"
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` for a temporary file beside ``path``, fsync it, then rename it onto ``path``.
+
+    A crash at any moment leaves either the old file or the new one, never a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+@dataclass
+class Checkpoint:
+    config: RunConfig
+    model_state: dict[str, torch.Tensor]
+    train_state: dict[str, Any] = field(default_factory=dict)  # epoch, best_psnr, scheduler, ...
+    optimizer_state: dict[str, Any] | None = None
+    rng_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, per_param in state["state"].items():
+        for key, value in per_param.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer/{idx}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, idx, key = name.split("/", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for idx, values in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(values)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in ckpt.model_state.items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(ckpt.config.to_dict()),
+        "train_state": json.dumps(ckpt.train_state),
+    }
+    if ckpt.optimizer_state is not None:
+        opt_tensors, opt_meta = _flatten_optimizer(ckpt.optimizer_state)
+        tensors.update(opt_tensors)
+        metadata["optimizer"] = json.dumps(opt_meta)
+    tensors.update({f"rng/{k}": v.cpu() for k, v in ckpt.rng_state.items()})
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def load_checkpoint(path: str | Path, expected: RunConfig | None = None) -> Checkpoint:
+    """Read a posevae checkpoint; with ``expected``, refuse one whose model config differs (and say how)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.safetensors" if (path / "checkpoints").is_dir() else path / "last.safetensors"
+    if not path.is_file():
+        raise UserError(f"Checkpoint {path} does not exist: pass a .safetensors file written by `posevae train` "
+                        "(RUN/checkpoints/last.safetensors or best.safetensors).")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise UserError(f"Checkpoint {path} cannot be read ({err}): it is truncated or not a safetensors file. "
+                        "Use another checkpoint (e.g. best.safetensors or an epoch_N file) of the run.") from None
+    if metadata.get("format") != FORMAT:
+        raise UserError(f"{path} is a safetensors file but not a posevae checkpoint (no posevae metadata): "
+                        "pass a checkpoint written by `posevae train`.")
+    if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
+        raise UserError(f"Checkpoint {path} has format version {metadata['format_version']}, newer than this "
+                        f"posevae reads ({FORMAT_VERSION}): upgrade posevae.")
+    config = RunConfig.from_dict(json.loads(metadata["config"]))
+    if expected is not None and config.model != expected.model:
+        diff = config_diff(config.to_dict()["model"], expected.to_dict()["model"], "model.")
+        raise UserError(f"Checkpoint {path} was trained with another model config ({'; '.join(diff)}; "
+                        "checkpoint != requested): use the checkpoint's own settings or another checkpoint.")
+    model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    opt = None
+    if "optimizer" in metadata:
+        opt = _unflatten_optimizer({k: v for k, v in tensors.items() if k.startswith("optimizer/")},
+                                   json.loads(metadata["optimizer"]))
+    rng = {k[len("rng/"):]: v for k, v in tensors.items() if k.startswith("rng/")}
+    return Checkpoint(config, model_state, json.loads(metadata.get("train_state", "{}")), opt, rng)

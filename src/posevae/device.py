@@ -1,0 +1,40 @@
+"""Which device to run on: ``--device auto|cpu|cuda|cuda:N|mps``."""
+
+from __future__ import annotations
+
+import torch
+
+from posevae.errors import UserError
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """The device a ``--device`` name means: "auto" = cuda if available, else cpu.
+
+    Other names (cpu, cuda, cuda:N, mps) are checked to exist on this machine; UserError if not.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    name = name.strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    known = "use auto, cpu, cuda, cuda:N or mps"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {name!r} is not a device name: {known}.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name} asks for CUDA but this PyTorch sees no CUDA GPU "
+                            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}): "
+                            "use --device cpu or auto, or install a CUDA build of PyTorch.")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise UserError(f"--device {name}: there is no CUDA device {device.index}, this machine has "
+                            f"{count} (cuda:0 .. cuda:{count - 1}).")
+    elif device.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise UserError(f"--device {name}: Apple's MPS backend is not available here; "
+                            "use --device cpu or auto.")
+    elif device.type != "cpu":
+        raise UserError(f"--device {name!r} is not supported: {known}.")
+    return device

@@ -1,0 +1,37 @@
+"""Losses of the conditional VAE: reconstruction MSE and the KL divergence of the posterior.
+
+KL(q || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))   (Kingma & Welling 2014, appendix B),
+with logvar clamped to [-10, 10] and the sum normalised either by every latent element
+(batch * C * H * W, the strong report's choice, default) or by the batch size (the lab's template).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from posevae.model import LOGVAR_MAX, LOGVAR_MIN
+
+KLNorm = Literal["elements", "batch"]
+
+
+def _normalise(kl_sum: torch.Tensor, like: torch.Tensor, norm: KLNorm) -> torch.Tensor:
+    if norm == "elements":
+        return kl_sum / like.numel()
+    if norm == "batch":
+        return kl_sum / like.shape[0]
+    raise ValueError(f"unknown KL normalisation {norm!r}; use 'elements' or 'batch'")
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor, norm: KLNorm = "elements") -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)), summed over every element, then normalised (see module doc)."""
+    mu, logvar = mu.float(), logvar.float().clamp(LOGVAR_MIN, LOGVAR_MAX)
+    kl_sum = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return _normalise(kl_sum, mu, norm)
+
+
+def reconstruction_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over every pixel of the batch (the lab's nn.MSELoss())."""
+    return F.mse_loss(pred.float(), target.float())

@@ -1,0 +1,219 @@
+"""The conditional VAE: five parts and one step.
+
+    frame_encoder  RGB frame        -> (B, F_dim, h, w)   features of the previous / next frame
+    pose_encoder   pose image       -> (B, L_dim, h, w)   features of the next pose
+    posterior      [F, L] features  -> mu, logvar (B, N_dim, h, w), z = mu + sigma * eps
+    fusion         [F, L, z]        -> (B, D_out_dim, h, w)
+    generator      fused features   -> (B, 3, H, W) frame in [0, 1]
+
+With ``downsample == 1`` (h, w) = (H, W) and every part is the course lab's (shared/reference/LAB4.md).
+What differs from the lab, and why:
+
+* ``nn.LeakyReLU(True)`` in the lab sets the negative slope to 1.0 (an identity, a bug): here every
+  LeakyReLU has a real slope (0.01 in convolution blocks, 0.2 after the pose encoder's BatchNorm).
+* The lab's generator ends with a 1x1 convolution and a clamp to [0, 1]. At initialisation a colour
+  channel can start below 0 everywhere; the clamp then passes no gradient and the channel never recovers
+  (measured, LAB4.md "pitfalls"). A sigmoid bounds the output instead.
+* NaN/Inf never leave :meth:`PoseVAE.forward`: outputs are passed through ``nan_to_num`` and clamped, and
+  logvar is clamped to [-10, 10] before the reparameterisation (exp cannot overflow).
+* ``downsample > 1`` (the "fast" preset) adds strided convolutions to the encoders and nearest-neighbour
+  upsampling to the generator, so the latent is (H/d, W/d); ``frame_skip`` feeds the previous frame's
+  pixels to the generator's last, full-resolution stage so the low-resolution path need not carry them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from posevae.config import ModelConfig
+from posevae.layers import DepthConvBlock, ResidualBlock, downsample2x, upsample2x
+
+LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0
+
+
+class StepOutput(NamedTuple):
+    frame: torch.Tensor  # (B, 3, H, W) predicted frame in [0, 1]
+    mu: torch.Tensor | None  # (B, N_dim, h, w) posterior mean; None when z came from the prior
+    logvar: torch.Tensor | None  # (B, N_dim, h, w) posterior log-variance, clamped to [-10, 10]
+
+
+def _n_halvings(downsample: int) -> int:
+    return int(math.log2(downsample))
+
+
+class FrameEncoder(nn.Module):
+    """RGB 3 -> F: Res(3,F/8) DCB Res(F/8,F/4) DCB Res(F/4,F/2) DCB Conv3x3(F/2,F) (+ stride-2 convs)."""
+
+    def __init__(self, out_ch: int, downsample: int = 1) -> None:
+        super().__init__()
+        c1, c2, c3 = out_ch // 8, out_ch // 4, out_ch // 2
+        halvings = _n_halvings(downsample)
+        layers: list[nn.Module] = []
+        for i, (cin, cout) in enumerate([(3, c1), (c1, c2), (c2, c3)]):
+            layers += [ResidualBlock(cin, cout), DepthConvBlock(cout)]
+            if i < halvings:
+                layers.append(downsample2x(cout))
+        layers.append(nn.Conv2d(c3, out_ch, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        return self.net(frame)
+
+
+class PoseEncoder(nn.Module):
+    """Pose image 3 -> L: ReflectionPad(3) Conv7x7(3, L/2) BatchNorm LeakyReLU(0.2) Res(L/2, L)."""
+
+    def __init__(self, out_ch: int, downsample: int = 1) -> None:
+        super().__init__()
+        half = out_ch // 2
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(3, half, 7),
+            nn.BatchNorm2d(half),
+            nn.LeakyReLU(0.2),
+        ]
+        layers += [downsample2x(half) for _ in range(_n_halvings(downsample))]
+        layers.append(ResidualBlock(half, out_ch))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, pose: torch.Tensor) -> torch.Tensor:
+        return self.net(pose)
+
+
+class GaussianPosterior(nn.Module):
+    """[F, L] -> (mu, logvar) of N channels: Res(F+L, N/4) DCB Res(N/4, N/2) DCB Res(N/2, N) Conv1x1(N, 2N)."""
+
+    def __init__(self, in_ch: int, latent_ch: int) -> None:
+        super().__init__()
+        c1, c2 = max(latent_ch // 4, 1), max(latent_ch // 2, 1)
+        self.net = nn.Sequential(
+            ResidualBlock(in_ch, c1),
+            DepthConvBlock(c1),
+            ResidualBlock(c1, c2),
+            DepthConvBlock(c2),
+            ResidualBlock(c2, latent_ch),
+            nn.LeakyReLU(0.01),
+            nn.Conv2d(latent_ch, 2 * latent_ch, 1),
+        )
+
+    def forward(self, frame_feat: torch.Tensor, pose_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.net(torch.cat([frame_feat, pose_feat], dim=1)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class DecoderFusion(nn.Module):
+    """[F, L, N] = c -> D: DCB(c) Res(c, c/4) DCB(c/4, c/2) Res(c/2, c/2) DCB(c/2, D/2) Conv1x1(D/2, D)."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            DepthConvBlock(in_ch),
+            ResidualBlock(in_ch, in_ch // 4),
+            DepthConvBlock(in_ch // 4, in_ch // 2),
+            ResidualBlock(in_ch // 2, in_ch // 2),
+            DepthConvBlock(in_ch // 2, out_ch // 2),
+            nn.Conv2d(out_ch // 2, out_ch, 1),
+        )
+
+    def forward(self, frame_feat: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([frame_feat, pose_feat, z], dim=1))
+
+
+class Generator(nn.Module):
+    """D -> RGB: DCB(D) Res(D,D/2) DCB Res(D/2,D/4) DCB Res(D/4,D/8) DCB Conv1x1(D/8,3), then a sigmoid.
+
+    With ``downsample > 1`` the last stages are preceded by 2x upsampling; with ``frame_skip`` the previous
+    frame's pixels are concatenated before the final full-resolution block.
+    """
+
+    def __init__(self, in_ch: int, downsample: int = 1, frame_skip: bool = False) -> None:
+        super().__init__()
+        widths = [in_ch, in_ch // 2, in_ch // 4, in_ch // 8]
+        halvings = _n_halvings(downsample)
+        stages: list[nn.Module] = []
+        for i in range(3):
+            stage: list[nn.Module] = [DepthConvBlock(widths[i]), ResidualBlock(widths[i], widths[i + 1])]
+            if i >= 3 - halvings:  # upsample as late as possible: the expensive wide stages stay small
+                stage.append(upsample2x(widths[i + 1]))
+            stages.append(nn.Sequential(*stage))
+        self.stages = nn.Sequential(*stages)
+        self.frame_skip = frame_skip
+        last = widths[3]
+        self.skip_in = nn.Conv2d(last + 3, last, 1) if frame_skip else nn.Identity()
+        self.head = nn.Sequential(DepthConvBlock(last), nn.Conv2d(last, 3, 1))
+
+    def forward(self, fused: torch.Tensor, prev_frame: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.stages(fused)
+        if self.frame_skip:
+            x = self.skip_in(torch.cat([x, prev_frame], dim=1))
+        return torch.sigmoid(self.head(x))
+
+
+class PoseVAE(nn.Module):
+    """Predicts frame t from frame t-1 and the pose of frame t (a conditional VAE with a spatial latent)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.frame_encoder = FrameEncoder(c.F_dim, c.downsample)
+        self.pose_encoder = PoseEncoder(c.L_dim, c.downsample)
+        self.posterior = GaussianPosterior(c.F_dim + c.L_dim, c.N_dim)
+        self.fusion = DecoderFusion(c.F_dim + c.L_dim + c.N_dim, c.D_out_dim)
+        self.generator = Generator(c.D_out_dim, c.downsample, c.frame_skip)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        c = self.config
+        return (c.N_dim, c.frame_H // c.downsample, c.frame_W // c.downsample)
+
+    def forward(
+        self,
+        prev_frame: torch.Tensor,
+        next_pose: torch.Tensor,
+        next_frame: torch.Tensor | None = None,
+        *,
+        noise_scale: float = 1.0,
+        z_mode: str = "sample",
+        generator: torch.Generator | None = None,
+    ) -> StepOutput:
+        """One step. prev_frame, next_pose, next_frame: (B, 3, H, W) floats in [0, 1].
+
+        With ``next_frame`` the latent comes from the posterior q(z | next frame, next pose) and mu/logvar
+        are returned; without it, from the prior N(0, noise_scale^2 I). ``z_mode`` "mean" uses z = mu
+        (posterior) or z = 0 (prior) instead of a sample. The previous frame's features are detached, as in
+        the lab's training step: the frame encoder learns through the posterior path, and every time step
+        is a graph of its own (so a backward per step equals one backward per clip).
+        """
+        prev_feat = self.frame_encoder(prev_frame).detach()  # (B, F, h, w)
+        pose_feat = self.pose_encoder(next_pose)  # (B, L, h, w)
+        mu = logvar = None
+        if next_frame is not None:
+            mu, logvar = self.posterior(self.frame_encoder(next_frame), pose_feat)
+            mu = torch.nan_to_num(mu, nan=0.0, posinf=0.0, neginf=0.0)
+            logvar = torch.nan_to_num(logvar, nan=0.0, posinf=LOGVAR_MAX, neginf=LOGVAR_MIN)
+            logvar = logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+            if z_mode == "mean":
+                z = mu
+            else:
+                eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+                z = mu + torch.exp(0.5 * logvar) * eps
+        else:
+            shape = (prev_frame.shape[0], *self.latent_shape)
+            if z_mode == "mean":
+                z = pose_feat.new_zeros(shape)
+            else:
+                z = noise_scale * torch.randn(shape, device=pose_feat.device, dtype=pose_feat.dtype,
+                                              generator=generator)
+        fused = self.fusion(prev_feat, pose_feat, z.to(pose_feat.dtype))
+        frame = self.generator(fused, prev_frame)
+        frame = torch.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
+        return StepOutput(frame, mu, logvar)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+from posevae.config import ModelConfig
+from posevae.errors import UserError
+from posevae.model import PoseVAE, count_parameters
+from posevae.rollout import evaluating, generate, rollout
+from tests.conftest import tiny_model_config
+
+
+@pytest.mark.parametrize("size", [(16, 32), (32, 64), (24, 40), (64, 48)])
+@pytest.mark.parametrize("downsample", [1, 2])
+def test_step_shapes_and_range(size, downsample):
+    h, w = size
+    model = PoseVAE(tiny_model_config(h, w, downsample=downsample))
+    prev, pose, nxt = (torch.rand(3, 3, h, w) for _ in range(3))
+    out = model(prev, pose, nxt)
+    assert out.frame.shape == (3, 3, h, w)
+    assert out.mu.shape == out.logvar.shape == (3, 4, h // downsample, w // downsample)
+    assert out.frame.min() >= 0 and out.frame.max() <= 1
+    prior = model(prev, pose)
+    assert prior.mu is None and prior.frame.shape == (3, 3, h, w)
+
+
+def test_lab_defaults_build_the_lab_model():
+    model = PoseVAE(ModelConfig())
+    c = model.config
+    assert (c.F_dim, c.L_dim, c.N_dim, c.D_out_dim, c.frame_H, c.frame_W) == (128, 32, 12, 192, 32, 64)
+    x = torch.rand(1, 3, 32, 64)
+    assert model.frame_encoder(x).shape == (1, 128, 32, 64)
+    assert model.pose_encoder(x).shape == (1, 32, 32, 64)
+    out = model(x, x, x)
+    assert out.mu.shape == (1, 12, 32, 64)
+    assert 1.4e6 < count_parameters(model) < 2.0e6
+    # no identity "LeakyReLU(True)" left anywhere
+    slopes = [m.negative_slope for m in model.modules() if isinstance(m, torch.nn.LeakyReLU)]
+    assert slopes and all(s < 0.5 for s in slopes)
+
+
+def test_frame_size_not_divisible_by_downsample_is_a_user_error():
+    with pytest.raises(UserError, match="divisible"):
+        ModelConfig(frame_H=30, frame_W=64, downsample=4)
+
+
+def test_nan_input_never_leaves_the_step():
+    model = PoseVAE(tiny_model_config())
+    prev = torch.rand(2, 3, 16, 32)
+    prev[0, :, 3:5, 3:5] = float("nan")
+    prev[1, 0, 0, 0] = float("inf")
+    nxt = torch.full((2, 3, 16, 32), float("nan"))
+    out = model(prev, torch.rand(2, 3, 16, 32), nxt)
+    for t in (out.frame, out.mu, out.logvar):
+        assert torch.isfinite(t).all()
+    assert out.frame.min() >= 0 and out.frame.max() <= 1
+    assert out.logvar.abs().max() <= 10
+
+
+def test_huge_weights_give_finite_clamped_outputs():
+    model = PoseVAE(tiny_model_config())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1e6)
+    x = torch.rand(2, 3, 16, 32)
+    out = model(x, x, x)
+    assert torch.isfinite(out.frame).all() and torch.isfinite(out.logvar).all()
+
+
+def test_rollout_returns_n_frames_with_the_given_first_frame():
+    model = PoseVAE(tiny_model_config())
+    first = torch.rand(2, 3, 16, 32)
+    poses = torch.rand(2, 7, 3, 16, 32)
+    frames = generate(model, first, poses, noise_scale=0.5)
+    assert frames.shape == (2, 7, 3, 16, 32)
+    assert torch.equal(frames[:, 0], first)
+    assert not torch.equal(frames[:, 1], frames[:, 2])
+
+
+def test_rollout_feeds_back_its_own_prediction_unless_teacher_forced():
+    model = PoseVAE(tiny_model_config()).eval()
+    first = torch.rand(1, 3, 16, 32)
+    poses = torch.rand(1, 4, 3, 16, 32)
+    truth = torch.rand(1, 4, 3, 16, 32)
+    seen = []
+    model.frame_encoder.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    with torch.no_grad():
+        free = rollout(model, first, poses, z_mode="mean")
+        n_free = len(seen)
+        rollout(model, first, poses, truth=truth, teacher_forcing=True, z_mode="mean")
+    # free-running: the input at step t is the prediction of step t-1
+    assert torch.equal(seen[1], free[:, 1])
+    # teacher forcing: the input at step t is the true frame t-1
+    assert torch.equal(seen[n_free + 1], truth[:, 1])
+
+
+def test_noise_scale_zero_equals_z_mean_and_generation_is_seeded():
+    model = PoseVAE(tiny_model_config())
+    first, poses = torch.rand(1, 3, 16, 32), torch.rand(1, 5, 3, 16, 32)
+    a = generate(model, first, poses, noise_scale=0.0)
+    b = generate(model, first, poses, z_mode="mean")
+    assert torch.allclose(a, b)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(generate(model, first, poses, generator=g1), generate(model, first, poses, generator=g2))
+
+
+def test_generate_uses_eval_mode_and_restores_training_mode():
+    model = PoseVAE(tiny_model_config()).train()
+    bn = model.pose_encoder.net[2]
+    before = bn.running_mean.clone()
+    generate(model, torch.rand(2, 3, 16, 32), torch.rand(2, 3, 3, 16, 32))
+    assert torch.equal(bn.running_mean, before)  # BatchNorm statistics untouched
+    assert model.training
+    with evaluating(model):
+        assert not model.training
