@@ -53,4 +53,4 @@ def teacher_forcing_ratio(epoch: int, tfr: float = 1.0, tfr_sde: int = 10, tfr_d
     """Probability of teacher forcing in ``epoch`` (0-based)."""
     if epoch < tfr_sde:
         return tfr
-    return max(0.0, round(tfr - tfr_d_step * (epoch - tfr_sde + 1), 10))
+    return max(0.0, tfr - tfr_d_step * (epoch - tfr_sde + 1))
