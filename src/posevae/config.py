@@ -131,6 +131,10 @@ class TrainConfig:
                  f"--kl_anneal_type must be one of {', '.join(KL_ANNEAL_TYPES)}, got {self.kl_anneal_type!r}.")
         _require(self.kl_anneal_cycle >= 1, f"--kl_anneal_cycle must be >= 1, got {self.kl_anneal_cycle}.")
         _require(0 < self.kl_anneal_ratio <= 1, f"--kl_anneal_ratio must be in (0, 1], got {self.kl_anneal_ratio}.")
+        _require(self.kl_anneal_type != "Cyclical" or self.num_epoch / self.kl_anneal_cycle > 1,
+                 f"Cyclical KL annealing with {self.kl_anneal_cycle} cycles over {self.num_epoch} epochs gives "
+                 "beta = 0 in every epoch (the KL would never be trained): use --kl_anneal_cycle <= "
+                 f"{max(1, (self.num_epoch - 1) // 2)} or another --kl_anneal_type.")
         _require(self.grad_clip >= 0, f"--grad_clip must be >= 0, got {self.grad_clip}.")
         _require(self.max_bad_steps >= 1, f"--max_bad_steps must be >= 1, got {self.max_bad_steps}.")
         _require(self.val_every >= 1, f"--val_every must be >= 1, got {self.val_every}.")
@@ -141,7 +145,7 @@ class SampleConfig:
     """Test-time generation."""
 
     noise_scale: float = 0.5  # z ~ N(0, noise_scale^2 I) at test time (the strong report's 0.5)
-    seed: int = 1
+    sample_seed: int = 1  # seed of the validation rollout's latent samples
 
     def __post_init__(self) -> None:
         _require(self.noise_scale >= 0, f"--noise_scale must be >= 0, got {self.noise_scale}.")

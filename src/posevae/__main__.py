@@ -1,0 +1,5 @@
+import sys
+
+from posevae.cli import main
+
+sys.exit(main())

@@ -1,0 +1,379 @@
+"""The training loop: epochs of clips, teacher forcing, KL annealing, validation, checkpoints, resume.
+
+Per clip (the lab's recipe): for t = 1..T-1 predict frame t from frame t-1 (the truth under teacher
+forcing, else the model's own detached output) and pose t, with z from the posterior; the clip's loss is
+sum_t MSE_t + beta * KL_t. Because the previous frame's features are detached, every time step is a graph
+of its own, so calling backward after each step and stepping the optimizer once per clip gives the
+gradients of the summed loss while holding one step's activations instead of T (about a tenth of the
+memory at T = 16; see tests/test_train.py for the equality).
+
+Reproducibility: every epoch reseeds torch from (seed, epoch), and the data order and the teacher-forcing
+draws come from that seed, so a run resumed from the checkpoint of epoch E continues exactly as the
+uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import random
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from posevae.checkpoint import Checkpoint, atomic_write_text, load_checkpoint, save_checkpoint
+from posevae.config import RunConfig, config_diff
+from posevae.data.lab import ClipDataset, Video, load_val_video, load_video
+from posevae.device import resolve_device
+from posevae.errors import UserError
+from posevae.losses import kl_to_standard_normal, reconstruction_mse
+from posevae.metrics import psnr
+from posevae.model import PoseVAE
+from posevae.rollout import evaluating, rollout, to_unit_float
+from posevae.schedules import kl_beta, teacher_forcing_ratio
+
+METRIC_COLUMNS = [
+    "epoch", "loss", "mse", "kl", "beta", "tfr", "teacher_forcing", "lr",
+    "val_psnr", "val_psnr_posterior", "val_mse", "val_kl", "val_loss", "skipped_steps", "seconds",
+]
+# Keys of the config that may differ when resuming (they do not change the numbers).
+RESUMABLE_CHANGES = {"train.device", "data.num_workers", "data.cache_dir", "data.DR"}
+
+
+class TrainingDiverged(UserError):
+    """Too many non-finite losses in a row; the last good checkpoint is intact."""
+
+
+@dataclass
+class ClipStats:
+    loss: float
+    mse: float
+    kl: float
+    finite: bool
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def autocast_for(device: torch.device, precision: str):
+    """bf16 autocast where it is fast (CUDA with bf16, CPUs with AMX); fp32 otherwise."""
+    if precision == "fp32":
+        return nullcontext()
+    if precision == "auto" and not fast_bf16_available(device):
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def fast_bf16_available(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags
+
+
+def train_clip(
+    model: PoseVAE,
+    frames: torch.Tensor,
+    poses: torch.Tensor,
+    *,
+    beta: float,
+    teacher_forcing: bool,
+    kl_norm: str = "elements",
+    autocast=None,
+) -> ClipStats:
+    """Forward and backward one batch of clips (B, T, 3, H, W) in [0, 1]; gradients accumulate in .grad.
+
+    Calls backward once per time step; the caller zeroes the gradients before and steps the optimizer
+    after. Returns per-predicted-frame means of the loss terms and whether every step was finite (when one
+    is not, the caller must discard the gradients).
+    """
+    sums = {"loss": frames.new_zeros(()), "mse": frames.new_zeros(()), "kl": frames.new_zeros(())}
+    finite = True
+
+    def on_step(t: int, out) -> None:
+        nonlocal finite
+        mse = reconstruction_mse(out.frame, frames[:, t])
+        kl = kl_to_standard_normal(out.mu, out.logvar, kl_norm)
+        loss = mse + beta * kl
+        if not torch.isfinite(loss):
+            finite = False
+            return
+        loss.backward()
+        sums["loss"] += loss.detach()
+        sums["mse"] += mse.detach()
+        sums["kl"] += kl.detach()
+
+    rollout(model, frames[:, 0], poses, truth=frames, use_posterior=True, teacher_forcing=teacher_forcing,
+            on_step=on_step, autocast=autocast)
+    steps = frames.shape[1] - 1
+    return ClipStats(*(v.item() / steps for v in sums.values()), finite=finite)
+
+
+def evaluate_video(
+    model: PoseVAE,
+    video: Video,
+    *,
+    device: torch.device,
+    beta: float,
+    noise_scale: float,
+    seed: int,
+    kl_norm: str = "elements",
+    autocast=None,
+) -> dict[str, Any]:
+    """Fully autoregressive validation over the whole video.
+
+    val_psnr (and the per-frame curve) comes from a rollout with z from the prior N(0, noise_scale^2 I),
+    exactly as at test time. val_mse / val_kl / val_loss come from a second autoregressive rollout with z
+    from the posterior of the true frames (the KL needs it); its PSNR is val_psnr_posterior.
+    """
+    frames = to_unit_float(video.frames[None], device)  # (1, T, 3, H, W)
+    poses = to_unit_float(video.labels[None], device)
+    sums = {"mse": 0.0, "kl": 0.0}
+
+    def on_step(t: int, out) -> None:
+        sums["mse"] += reconstruction_mse(out.frame, frames[:, t]).item()
+        sums["kl"] += kl_to_standard_normal(out.mu, out.logvar, kl_norm).item()
+
+    with evaluating(model), torch.inference_mode():
+        gen = torch.Generator(device).manual_seed(seed)
+        prior = rollout(model, frames[:, 0], poses, noise_scale=noise_scale, generator=gen, autocast=autocast)
+        post = rollout(model, frames[:, 0], poses, truth=frames, use_posterior=True, generator=gen,
+                       on_step=on_step, autocast=autocast)
+    per_frame = psnr(prior[0, 1:], frames[0, 1:]).cpu()
+    steps = frames.shape[1] - 1
+    mse, kl = sums["mse"] / steps, sums["kl"] / steps
+    return {
+        "val_psnr": per_frame.mean().item(),
+        "val_psnr_posterior": psnr(post[0, 1:], frames[0, 1:]).mean().item(),
+        "val_mse": mse,
+        "val_kl": kl,
+        "val_loss": mse + beta * kl,
+        "psnr_per_frame": per_frame.tolist(),
+    }
+
+
+def build_optimizer(model: PoseVAE, cfg: RunConfig):
+    t = cfg.train
+    opt_cls = torch.optim.AdamW if t.optim == "AdamW" else torch.optim.Adam
+    optimizer = opt_cls(model.parameters(), lr=t.lr)
+    if t.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t.num_epoch)
+    elif t.lr_schedule == "multistep":
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.milestones), gamma=t.gamma)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    return optimizer, scheduler
+
+
+class RunFolder:
+    """The files of one run: config.json, metrics.csv, val_psnr_per_frame.csv, checkpoints/, tb/."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.checkpoints = self.root / "checkpoints"
+        self.config = self.root / "config.json"
+        self.metrics = self.root / "metrics.csv"
+        self.per_frame = self.root / "val_psnr_per_frame.csv"
+        self.tensorboard = self.root / "tb"
+        self.last = self.checkpoints / "last.safetensors"
+        self.best = self.checkpoints / "best.safetensors"
+
+    def prepare(self) -> None:
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write_probe"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise UserError(f"Cannot write into the run folder {self.root} ({err.strerror}): choose a writable "
+                            "--save_root.") from None
+
+    def read_metrics(self) -> list[dict[str, str]]:
+        if not self.metrics.exists():
+            return []
+        with open(self.metrics, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.metrics, buf.getvalue())
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the run in cfg.train.save_root; returns the final summary."""
+    t, d = cfg.train, cfg.data
+    run = RunFolder(t.save_root)
+    device = resolve_device(t.device)
+    torch.set_flush_denormal(True)  # denormals made identical steps up to 10x slower on CPU
+
+    start_epoch, best_psnr, rows, ckpt = 0, -math.inf, [], None
+    if resume:
+        if not run.last.exists():
+            raise UserError(f"Nothing to resume in {run.root}: {run.last} does not exist. Start the run without "
+                            "--resume, or pass the folder of an earlier run.")
+        ckpt = load_checkpoint(run.last)
+        diff = [line for line in config_diff(ckpt.config.to_dict(), cfg.to_dict())
+                if line.split(":")[0] not in RESUMABLE_CHANGES]
+        if diff:
+            raise UserError(f"The run in {run.root} was started with another config ({'; '.join(diff)}; "
+                            "stored != requested): resume with the stored options (just `--resume RUN`) or "
+                            "start a new run in another --save_root.")
+        start_epoch = ckpt.train_state["epoch"] + 1
+        best_psnr = ckpt.train_state.get("best_psnr", -math.inf)
+        if start_epoch >= t.num_epoch:
+            raise UserError(f"The run in {run.root} already finished its {t.num_epoch} epochs; nothing to resume. "
+                            f"Its best checkpoint is {run.best}.")
+        rows = [r for r in run.read_metrics() if int(r["epoch"]) < start_epoch]
+    elif run.last.exists():
+        raise UserError(f"{run.root} already holds a run ({run.last}): resume it with `posevae train --resume "
+                        f"{run.root}`, or choose another --save_root.")
+    run.prepare()
+
+    train_video = load_video(d.DR, "train", cfg.model.frame_H, cfg.model.frame_W, d.cache_dir)
+    val_video = load_val_video(d.DR, cfg.model.frame_H, cfg.model.frame_W, d.val_vi_len, d.cache_dir)
+    full_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial)
+    fast_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial * d.fast_partial) if d.fast_train else None
+    if t.batch_size > len(full_set):
+        raise UserError(f"--batch_size {t.batch_size} is larger than the {len(full_set)} training clips of "
+                        f"{d.train_vi_len} frames in {d.DR}: lower --batch_size or --train_vi_len.")
+
+    torch.manual_seed(t.seed)
+    model = PoseVAE(cfg.model).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, scheduler = build_optimizer(model, cfg)
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model_state)
+        optimizer.load_state_dict(ckpt.optimizer_state)
+        scheduler.load_state_dict(ckpt.train_state["scheduler"])
+    atomic_write_text(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
+    autocast = lambda: autocast_for(device, t.precision)  # noqa: E731
+    writer = _open_tensorboard(run, start_epoch)
+    bad_in_a_row = 0
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, t.num_epoch):
+            started = time.perf_counter()
+            seed = epoch_seed(t.seed, epoch)
+            torch.manual_seed(seed)
+            draw = random.Random(seed)
+            tfr = teacher_forcing_ratio(epoch, t.tfr, t.tfr_sde, t.tfr_d_step)
+            beta = kl_beta(epoch, t.kl_anneal_type, t.num_epoch, t.kl_anneal_cycle, t.kl_anneal_ratio)
+            use_tf = draw.random() < tfr
+            dataset = fast_set if fast_set is not None and epoch < d.fast_train_epoch else full_set
+            loader = DataLoader(dataset, batch_size=t.batch_size, shuffle=True, drop_last=True,
+                                generator=torch.Generator().manual_seed(seed), num_workers=d.num_workers)
+            totals = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
+            n_ok = skipped = tf_batches = 0
+            lr = optimizer.param_groups[0]["lr"]
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.num_epoch}", disable=not progress, leave=False,
+                       dynamic_ncols=True)
+            model.train()
+            for frames_u8, poses_u8 in bar:
+                if t.tf_per == "batch":
+                    use_tf = draw.random() < tfr
+                frames = to_unit_float(frames_u8, device)
+                poses = to_unit_float(poses_u8, device)
+                optimizer.zero_grad(set_to_none=True)
+                stats = train_clip(model, frames, poses, beta=beta, teacher_forcing=use_tf, kl_norm=t.kl_norm,
+                                   autocast=autocast)
+                grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip) if t.grad_clip > 0
+                             else _grad_norm(model))
+                if not stats.finite or not torch.isfinite(grad_norm):
+                    optimizer.zero_grad(set_to_none=True)
+                    skipped += 1
+                    bad_in_a_row += 1
+                    if bad_in_a_row >= t.max_bad_steps:
+                        raise TrainingDiverged(
+                            f"Training diverged: {bad_in_a_row} non-finite losses in a row in epoch {epoch + 1}. "
+                            f"The last good checkpoint {run.last} is intact; lower --lr (now {t.lr}) or "
+                            f"--grad_clip, or check the data, then resume or restart.")
+                    continue
+                bad_in_a_row = 0
+                optimizer.step()
+                n_ok += 1
+                tf_batches += use_tf
+                for k in totals:
+                    totals[k] += getattr(stats, k)
+                bar.set_postfix(tf="on" if use_tf else "off", tfr=f"{tfr:.2f}", beta=f"{beta:.3f}",
+                                loss=f"{stats.loss:.4g}", lr=f"{lr:.2e}")
+            bar.close()
+            scheduler.step()
+            row: dict[str, Any] = {"epoch": epoch, **{k: v / max(n_ok, 1) for k, v in totals.items()},
+                                   "beta": beta, "tfr": tfr, "teacher_forcing": tf_batches / max(n_ok, 1),
+                                   "lr": lr, "skipped_steps": skipped}
+            val = evaluate_video(model, val_video, device=device, beta=beta, noise_scale=cfg.sample.noise_scale,
+                                 seed=cfg.sample.sample_seed, kl_norm=t.kl_norm, autocast=autocast)
+            per_frame = val.pop("psnr_per_frame")
+            row.update(val)
+            row["seconds"] = time.perf_counter() - started
+            rows.append({k: _fmt(v) for k, v in row.items()})
+            run.write_metrics(rows)
+            for key, value in row.items():
+                if key != "epoch":
+                    writer.add_scalar(key, float(value), epoch)
+            writer.flush()
+            is_best = val["val_psnr"] > best_psnr
+            best_psnr = max(best_psnr, val["val_psnr"])
+            state = Checkpoint(cfg, model.state_dict(), {"epoch": epoch, "best_psnr": best_psnr,
+                                                         "scheduler": scheduler.state_dict(),
+                                                         "val_psnr": val["val_psnr"]},
+                               optimizer.state_dict())
+            if is_best:
+                save_checkpoint(run.best, state)
+                atomic_write_text(run.per_frame, "frame,psnr\n" + "".join(
+                    f"{i + 1},{p:.6f}\n" for i, p in enumerate(per_frame)))
+            if (epoch + 1) % t.per_save == 0:
+                save_checkpoint(run.checkpoints / f"epoch_{epoch + 1}.safetensors", state)
+            save_checkpoint(run.last, state)  # last, so a crash before it replays this epoch on resume
+            if progress:
+                tqdm.write(f"epoch {epoch + 1}/{t.num_epoch}: loss {row['loss']:.4g} (mse {row['mse']:.4g}, "
+                           f"kl {row['kl']:.4g}, beta {beta:.3f}), tf {'on' if use_tf else 'off'} "
+                           f"(ratio {tfr:.2f}), val PSNR {val['val_psnr']:.2f} dB"
+                           f"{' (best)' if is_best else ''}, {row['seconds']:.1f} s", file=sys.stderr)
+    except KeyboardInterrupt:
+        raise UserError(f"Interrupted during epoch {epoch + 1}. The last finished epoch is saved in {run.last}; "
+                        f"resume with: posevae train --resume {run.root}") from None
+    finally:
+        writer.close()
+    return {"run": str(run.root), "epochs": t.num_epoch, "best_val_psnr": best_psnr,
+            "last": rows[-1] if rows else {}}
+
+
+def _grad_norm(model: torch.nn.Module) -> torch.Tensor:
+    grads = [p.grad.norm() for p in model.parameters() if p.grad is not None]
+    return torch.stack(grads).norm() if grads else torch.zeros(())
+
+
+class _NullWriter:
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _open_tensorboard(run: RunFolder, start_epoch: int):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a dependency, but a broken install should not stop training
+        return _NullWriter()
+    return SummaryWriter(str(run.tensorboard), purge_step=start_epoch if start_epoch else None)

@@ -1,0 +1,134 @@
+"""The training loop through its public function: files, resume, refusals, NaN guard."""
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+import posevae.train as train_module
+from posevae.checkpoint import load_checkpoint
+from posevae.config import DataConfig, RunConfig, TrainConfig
+from posevae.errors import UserError
+from posevae.train import train
+from tests.conftest import tiny_model_config
+from tests.synthetic import make_lab_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_lab_dataset(tmp_path_factory.mktemp("data"), n_train=48, n_val=10)
+
+
+def tiny_run(dataset: Path, save_root: Path, **train_overrides) -> RunConfig:
+    train_cfg = dict(save_root=str(save_root), batch_size=2, num_epoch=3, kl_anneal_cycle=1, per_save=2,
+                     precision="fp32", seed=3)
+    train_cfg.update(train_overrides)
+    return RunConfig(model=tiny_model_config(), data=DataConfig(DR=str(dataset), train_vi_len=6, val_vi_len=10),
+                     train=TrainConfig(**train_cfg))
+
+
+def rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_metrics_checkpoints_and_tensorboard(dataset, tmp_path):
+    cfg = tiny_run(dataset, tmp_path / "run")
+    summary = train(cfg, progress=False)
+    run = tmp_path / "run"
+    metrics = rows(run)
+    assert [int(r["epoch"]) for r in metrics] == [0, 1, 2]
+    for r in metrics:
+        for key in ("loss", "mse", "kl", "beta", "tfr", "lr", "val_psnr", "val_mse", "val_kl", "val_loss", "seconds"):
+            assert r[key] != "" and float(r[key]) == float(r[key])  # present and not NaN
+    assert float(metrics[-1]["lr"]) < float(metrics[0]["lr"])  # cosine annealing
+    assert [float(r["beta"]) for r in metrics] == [0.0, 0.666667, 1.0]  # Cyclical, 1 cycle of 3 epochs, ratio 0.5
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.safetensors", "best.safetensors",
+                                                                 "epoch_2.safetensors"}
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    per_frame = (run / "val_psnr_per_frame.csv").read_text().splitlines()
+    assert per_frame[0] == "frame,psnr" and len(per_frame) == 1 + 9  # frames 1..9 of the 10-frame val video
+    best = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    assert best.train_state["best_psnr"] == pytest.approx(summary["best_val_psnr"])
+    assert best.config == cfg
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(dataset, tmp_path, monkeypatch):
+    full = tiny_run(dataset, tmp_path / "full")
+    train(full, progress=False)
+
+    cut = tiny_run(dataset, tmp_path / "cut")
+    real_tfr = train_module.teacher_forcing_ratio
+
+    def interrupt_at_epoch_2(epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_tfr(epoch, *args)
+
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", interrupt_at_epoch_2)
+    with pytest.raises(UserError, match="resume with: posevae train --resume"):
+        train(cut, progress=False)
+    assert len(rows(tmp_path / "cut")) == 2
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", real_tfr)
+    train(cut, resume=True, progress=False)
+
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.safetensors")
+    b = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.safetensors")
+    assert a.model_state.keys() == b.model_state.keys()
+    for name in a.model_state:
+        torch.testing.assert_close(a.model_state[name], b.model_state[name], rtol=1e-5, atol=1e-6, msg=name)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(rows(tmp_path / "full")) == strip(rows(tmp_path / "cut"))
+
+
+def test_resume_refuses_another_config_and_finished_runs(dataset, tmp_path):
+    cfg = tiny_run(dataset, tmp_path / "run", num_epoch=2)
+    train(cfg, progress=False)
+    with pytest.raises(UserError, match="already finished"):
+        train(cfg, resume=True, progress=False)
+    other = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=5e-4))
+    with pytest.raises(UserError, match=r"train.lr: 0.001 != 0.0005"):
+        train(other, resume=True, progress=False)
+    with pytest.raises(UserError, match="already holds a run"):
+        train(cfg, progress=False)
+    with pytest.raises(UserError, match="Nothing to resume"):
+        train(tiny_run(dataset, tmp_path / "empty"), resume=True, progress=False)
+
+
+def poison_from_epoch(monkeypatch, first_bad_epoch: int) -> None:
+    """Make every loss NaN from ``first_bad_epoch`` on."""
+    state = {"bad": False}
+    real_tfr, real_mse = train_module.teacher_forcing_ratio, train_module.reconstruction_mse
+
+    def tfr(epoch, *args):
+        state["bad"] = epoch >= first_bad_epoch
+        return real_tfr(epoch, *args)
+
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", tfr)
+    monkeypatch.setattr(train_module, "reconstruction_mse",
+                        lambda p, t: real_mse(p, t) * (float("nan") if state["bad"] else 1.0))
+
+
+def test_non_finite_losses_stop_the_run_and_the_last_good_checkpoint_is_intact(dataset, tmp_path, monkeypatch):
+    poison_from_epoch(monkeypatch, 1)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    with pytest.raises(train_module.TrainingDiverged, match="3 non-finite losses in a row in epoch 2"):
+        train(tiny_run(dataset, tmp_path / "run", max_bad_steps=3), progress=False)
+    last = load_checkpoint(checkpoints / "last.safetensors")
+    assert last.train_state["epoch"] == 0
+    assert all(torch.isfinite(v).all() for v in last.model_state.values())
+
+
+def test_non_finite_steps_are_skipped_and_counted(dataset, tmp_path, monkeypatch):
+    poison_from_epoch(monkeypatch, 1)
+    train(tiny_run(dataset, tmp_path / "run", num_epoch=2, max_bad_steps=1000), progress=False)
+    metrics = rows(tmp_path / "run")
+    assert int(metrics[0]["skipped_steps"]) == 0
+    assert int(metrics[1]["skipped_steps"]) == 48 // 6 // 2  # every batch of epoch 2
+    epoch0 = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors").model_state
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors").model_state
+    for name, value in last.items():
+        if "running" not in name and "num_batches" not in name:  # BatchNorm statistics still update
+            assert torch.equal(value, epoch0[name]), name
