@@ -83,8 +83,13 @@ def _try_load(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
         log.warning("ignoring unreadable cache file %s (%s); decoding again", path, e)
         return None
     if arr.dtype != np.uint8 or tuple(arr.shape) != tuple(shape):
-        log.warning("ignoring cache file %s of shape %s %s (expected %s uint8); decoding again",
-                    path, arr.shape, arr.dtype, shape)
+        log.warning(
+            "ignoring cache file %s of shape %s %s (expected %s uint8); decoding again",
+            path,
+            arr.shape,
+            arr.dtype,
+            shape,
+        )
         return None
     return arr
 
@@ -117,8 +122,12 @@ def _remove_superseded(
             if p.suffix != ".json" or p.stem == keep_stem:
                 continue
             meta = json.loads(p.read_text())
-            if (meta.get("tag") == tag and meta.get("root") == str(root)
-                    and meta.get("frame_H") == frame_H and meta.get("frame_W") == frame_W):
+            if (
+                meta.get("tag") == tag
+                and meta.get("root") == str(root)
+                and meta.get("frame_H") == frame_H
+                and meta.get("frame_W") == frame_W
+            ):
                 p.with_suffix(".npy").unlink(missing_ok=True)
                 p.unlink(missing_ok=True)
         except (OSError, ValueError):
@@ -163,8 +172,16 @@ def cached_array(
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(npy, lambda f: np.save(f, arr, allow_pickle=False))
-        meta = {"version": CACHE_VERSION, "tag": tag, "root": str(root), "frame_H": frame_H,
-                "frame_W": frame_W, "shape": list(shape), "n_sources": len(sources), "key": key}
+        meta = {
+            "version": CACHE_VERSION,
+            "tag": tag,
+            "root": str(root),
+            "frame_H": frame_H,
+            "frame_W": frame_W,
+            "shape": list(shape),
+            "n_sources": len(sources),
+            "key": key,
+        }
         _atomic_write(npy.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
     except OSError as e:
         warnings.warn(

@@ -172,8 +172,12 @@ def _list_pngs(folder: Path, what: str, root: Path) -> list[_Png]:
             else:
                 others.append(e.name)
     if others and not found:
-        log.warning("%s holds no PNG but %d other files (e.g. %s); only PNG files are read",
-                    folder, len(others), sorted(others)[0])
+        log.warning(
+            "%s holds no PNG but %d other files (e.g. %s); only PNG files are read",
+            folder,
+            len(others),
+            sorted(others)[0],
+        )
     base = os.fspath(folder) + os.sep
     rel_base = Path(os.path.relpath(folder, root)).as_posix() + "/"
     return [_Png(base + n, rel_base + n, n, *found[n]) for n in _order_numerically(folder, list(found), what)]
@@ -187,6 +191,7 @@ def _list_subdirs(folder: Path) -> dict[str, Path]:
 
 
 # -------------------------------------------------------------------------------------------- decoding
+
 
 def _decode_image(path: str | Path, frame_H: int, frame_W: int) -> tuple[np.ndarray, tuple[int, int], bool]:
     """Decode one PNG: ((frame_H, frame_W, 3) uint8, its size on disk as (W, H), whether it was not RGB)."""
@@ -204,8 +209,10 @@ def _decode_image(path: str | Path, frame_H: int, frame_W: int) -> tuple[np.ndar
                 rgb = rgb.resize((frame_W, frame_H), Image.BILINEAR)
             arr = np.asarray(rgb, dtype=np.uint8)
     except FileNotFoundError:
-        raise UserError(f"Image {path} disappeared while the dataset was read: is another program changing "
-                        "the dataset? Run again once it is stable.") from None
+        raise UserError(
+            f"Image {path} disappeared while the dataset was read: is another program changing "
+            "the dataset? Run again once it is stable."
+        ) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         detail = str(e).replace(f" '{path}'", "")  # PIL repeats the path in some messages
         raise UserError(
@@ -289,6 +296,7 @@ def _cache_folder(DR: Path, cache_dir: str | Path | None) -> Path:
 
 # ------------------------------------------------------------------------------------------ train / val
 
+
 def load_video(
     DR: str | Path,
     split: Split,
@@ -321,11 +329,15 @@ def load_video(
     if no_label or no_frame:
         parts = []
         if no_label:
-            parts.append(f"{len(no_label)} frame(s) in {img_dir} have no label of the same name in "
-                         f"{lbl_dir}: {_listing(no_label)}")
+            parts.append(
+                f"{len(no_label)} frame(s) in {img_dir} have no label of the same name in "
+                f"{lbl_dir}: {_listing(no_label)}"
+            )
         if no_frame:
-            parts.append(f"{len(no_frame)} label(s) in {lbl_dir} have no frame of the same name in "
-                         f"{img_dir}: {_listing(no_frame)}")
+            parts.append(
+                f"{len(no_frame)} label(s) in {lbl_dir} have no frame of the same name in "
+                f"{img_dir}: {_listing(no_frame)}"
+            )
         raise UserError(
             "; ".join(parts) + ". Every frame needs the label file of the same name: add the missing files "
             "or delete the unmatched ones."
@@ -337,12 +349,21 @@ def load_video(
     converted = [0]
 
     def build() -> np.ndarray:
-        arr, converted[0] = _decode_all([p.path for p in files], frame_H, frame_W,
-                                        desc=f"decoding {split} ({n} frames + {n} labels)")
+        arr, converted[0] = _decode_all(
+            [p.path for p in files], frame_H, frame_W, desc=f"decoding {split} ({n} frames + {n} labels)"
+        )
         return arr.reshape(2, n, 3, frame_H, frame_W)
 
-    arr = cached_array(_cache_folder(DR, cache_dir), split, DR, [p.source for p in files], frame_H, frame_W,
-                       (2, n, 3, frame_H, frame_W), build)
+    arr = cached_array(
+        _cache_folder(DR, cache_dir),
+        split,
+        DR,
+        [p.source for p in files],
+        frame_H,
+        frame_W,
+        (2, n, 3, frame_H, frame_W),
+        build,
+    )
     _warn_converted(converted[0], 2 * n, f"{img_dir} and {lbl_dir}")
     both = torch.from_numpy(arr)  # (2, N, 3, H, W), no copy
     return Video(frames=both[0], labels=both[1], names=[p.name for p in frames], source=img_dir)
@@ -363,8 +384,12 @@ def load_val_video(
             f"The val video in {video.source} has {n} frames, --val_vi_len asks for {val_vi_len}; "
             f"lower --val_vi_len to at most {n} (or add frames)."
         )
-    return Video(frames=video.frames[:val_vi_len], labels=video.labels[:val_vi_len],
-                 names=video.names[:val_vi_len], source=video.source)
+    return Video(
+        frames=video.frames[:val_vi_len],
+        labels=video.labels[:val_vi_len],
+        names=video.names[:val_vi_len],
+        source=video.source,
+    )
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -409,10 +434,11 @@ class ClipDataset(torch.utils.data.Dataset):
         if not 0 <= i < self._len:
             raise IndexError(f"clip {i} out of range for {self._len} clips")
         s = i * self.stride
-        return self.video.frames[s:s + self.clip_len], self.video.labels[s:s + self.clip_len]
+        return self.video.frames[s : s + self.clip_len], self.video.labels[s : s + self.clip_len]
 
 
 # ------------------------------------------------------------------------------------------------ test
+
 
 def load_test_sequences(
     DR: str | Path,
@@ -431,8 +457,12 @@ def load_test_sequences(
     img_root = DR / "test" / "test_img"
     lbl_root = DR / "test" / "test_label"
     gt_root = DR / "test" / "test_gt"
-    _require_dirs([(img_root, "one folder per test sequence with its first frame"),
-                   (lbl_root, "one folder per test sequence with its pose images")])
+    _require_dirs(
+        [
+            (img_root, "one folder per test sequence with its first frame"),
+            (lbl_root, "one folder per test sequence with its pose images"),
+        ]
+    )
     img_dirs = _list_subdirs(img_root)
     lbl_dirs = _list_subdirs(lbl_root)
     if not lbl_dirs and not img_dirs:
@@ -457,8 +487,12 @@ def load_test_sequences(
     gt_dirs = _list_subdirs(gt_root) if has_gt_root else {}
     no_gt = [n for n in lbl_dirs if has_gt_root and n not in gt_dirs]
     if no_gt:
-        warnings.warn(f"{gt_root} has no ground truth for test sequence(s) {_listing(no_gt)}; they are "
-                      "loaded without it (truth=None).", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{gt_root} has no ground truth for test sequence(s) {_listing(no_gt)}; they are "
+            "loaded without it (truth=None).",
+            UserWarning,
+            stacklevel=2,
+        )
 
     cache = _cache_folder(DR, cache_dir)
     sequences = []
@@ -467,13 +501,17 @@ def load_test_sequences(
         img_dir = img_dirs[name]
         firsts = _list_pngs(img_dir, "first frames", DR)
         if not firsts:
-            raise UserError(f"Test sequence {name} has no first frame: {img_dir} holds no PNG. Put the "
-                            "sequence's first frame there (e.g. 0.png) or remove the sequence.")
+            raise UserError(
+                f"Test sequence {name} has no first frame: {img_dir} holds no PNG. Put the "
+                "sequence's first frame there (e.g. 0.png) or remove the sequence."
+            )
         first = firsts[0]  # the lowest-numbered image
         labels = _list_pngs(lbl_dir, "test labels", DR)
         if not labels:
-            raise UserError(f"Test sequence {name} has no poses: {lbl_dir} holds no PNG. Add the pose images "
-                            "or remove the sequence.")
+            raise UserError(
+                f"Test sequence {name} has no poses: {lbl_dir} holds no PNG. Add the pose images "
+                "or remove the sequence."
+            )
         truth: list[_Png] = []
         if name in gt_dirs:
             truth = _list_pngs(gt_dirs[name], "ground-truth frames", DR)
@@ -492,14 +530,26 @@ def load_test_sequences(
             decoded[0] += len(paths)
             return arr
 
-        arr = torch.from_numpy(cached_array(cache, f"test_{name}", DR, [p.source for p in files],
-                                            frame_H, frame_W, (1 + n + m, 3, frame_H, frame_W), build))
-        sequences.append(TestSequence(
-            name=name,
-            first_frame=arr[0],
-            labels=arr[1:1 + n],
-            truth=arr[1 + n:] if m else None,
-            label_dir=lbl_dir,
-        ))
+        arr = torch.from_numpy(
+            cached_array(
+                cache,
+                f"test_{name}",
+                DR,
+                [p.source for p in files],
+                frame_H,
+                frame_W,
+                (1 + n + m, 3, frame_H, frame_W),
+                build,
+            )
+        )
+        sequences.append(
+            TestSequence(
+                name=name,
+                first_frame=arr[0],
+                labels=arr[1 : 1 + n],
+                truth=arr[1 + n :] if m else None,
+                label_dir=lbl_dir,
+            )
+        )
     _warn_converted(converted[0], decoded[0], str(DR / "test"))
     return sequences
