@@ -143,7 +143,8 @@ def _data_demo(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from posevae.demo_job import run_demo
 
-    run_demo(out=args.out, data=args.data, minutes=args.minutes, device=args.device, progress=not args.quiet)
+    overrides = {"num_epoch": args.epochs} if args.epochs else {}
+    run_demo(out=args.out, data=args.data, device=args.device, progress=not args.quiet, **overrides)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -176,7 +177,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job: render the demo data, train a fast model, test, report")
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     p.add_argument("--data", default="data/demo", help="demo dataset folder, rendered if missing")
-    p.add_argument("--minutes", type=float, default=8.0, help="training time budget in minutes")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's budget, ~8 min)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demo)

@@ -1,0 +1,94 @@
+"""End to end through the real command line: train -> interrupt -> resume -> test, and --help."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import posevae.train as train_module
+from posevae.checkpoint import load_checkpoint
+from posevae.cli import main
+from posevae.metrics import psnr
+from posevae.model import PoseVAE
+from tests.synthetic import make_lab_dataset
+
+TINY = ["--preset", "tiny", "--frame_H", "16", "--frame_W", "32", "--train_vi_len", "6", "--val_vi_len", "10",
+        "--batch_size", "2", "--num_epoch", "3", "--kl_anneal_cycle", "1", "--precision", "fp32", "--quiet"]
+
+
+def test_help_lists_commands_and_lab_flags(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("train", "test", "demo", "data"):
+        assert command in out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--DR", "--save_root", "--kl_anneal_type", "--tfr_sde", "--F_dim", "--resume", "--preset"):
+        assert flag in out
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
+    assert main(["train", "--DR", str(tmp_path / "nowhere"), "--save_root", str(tmp_path / "run"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("posevae: error:") and "Traceback" not in err and "nowhere" in err
+    assert main(["train", "--DR", str(tmp_path), "--lr", "-1", "--save_root", str(tmp_path / "r")]) == 2
+    assert "--lr must be positive" in capsys.readouterr().err
+
+
+def test_train_interrupt_resume_test(tmp_path, monkeypatch, capsys):
+    data = make_lab_dataset(tmp_path / "data", n_train=36, n_val=10, n_test=2, test_len=7)
+    run = tmp_path / "run"
+    real_tfr = train_module.teacher_forcing_ratio
+
+    def ctrl_c_in_epoch_3(epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_tfr(epoch, *args)
+
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", ctrl_c_in_epoch_3)
+    assert main(["train", "--DR", str(data), "--save_root", str(run), *TINY]) == 2
+    assert f"posevae train --resume {run}" in capsys.readouterr().err
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", real_tfr)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2  # finished: says so
+    assert "already finished" in capsys.readouterr().err
+
+    with open(run / "metrics.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2]
+    ckpt = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    PoseVAE(ckpt.config.model).load_state_dict(ckpt.model_state)
+
+    out = tmp_path / "test"
+    assert main(["test", "--ckpt", str(run / "checkpoints" / "best.safetensors"), "--DR", str(data),
+                 "--out", str(out), "--quiet"]) == 0
+    rows = np.loadtxt(out / "submission.csv", delimiter=",", skiprows=1, dtype=np.int64)
+    assert rows.shape == (2 * 7, 1 + 3 * 16 * 32)
+    assert rows[:, 0].tolist() == list(range(14))
+    assert rows[:, 1:].min() >= 0 and rows[:, 1:].max() <= 255
+    gifs = sorted(out.glob("pred_seq*.gif"))
+    assert len(gifs) == 2
+    for gif in gifs:  # Pillow merges identical consecutive frames: count the playing time instead
+        with Image.open(gif) as im:
+            durations = []
+            for i in range(im.n_frames):
+                im.seek(i)
+                durations.append(im.info["duration"])
+        assert sum(durations) == 7 * 50  # 7 frames at 20 fps
+    # the PSNR written in scores.csv equals a recomputation from the submission's pixels and the true frames
+    with open(out / "scores.csv") as f:
+        scores = list(csv.DictReader(f))
+    seq0 = torch.from_numpy(rows[:7, 1:].reshape(7, 3, 16, 32)).float() / 255
+    truth = torch.stack([torch.from_numpy(np.asarray(Image.open(data / "test" / "test_gt" / "0" / f"{k}.png")))
+                         .permute(2, 0, 1) for k in range(7)]).float() / 255
+    recomputed = psnr(seq0[1:], truth[1:])
+    written = [float(r["psnr"]) for r in scores if r["sequence"] == "0"]
+    assert written == pytest.approx(recomputed.tolist(), abs=1e-3)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mean_psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in scores]), abs=1e-3)
