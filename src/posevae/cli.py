@@ -1,4 +1,4 @@
-"""`posevae` command line: train | test | demo | data demo.
+"""`posevae` command line: train | test | demo | data demo | compare | report.
 
 Options are generated from the config dataclasses, so each is defined once; the lab's flag names
 (``--DR``, ``--save_root``, ``--kl_anneal_type``, ``--F_dim`` ...) are the option names, and each also has a
@@ -192,6 +192,10 @@ def make_parser() -> argparse.ArgumentParser:
     q.add_argument("--width", type=int, default=128)
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_data_demo)
+
+    from posevae.cli_report import add_report_commands
+
+    add_report_commands(sub)
     return parser
 
 
