@@ -224,7 +224,6 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
     t, d = cfg.train, cfg.data
     run = RunFolder(t.save_root)
     device = resolve_device(t.device)
-    torch.set_flush_denormal(True)  # denormals made identical steps up to 10x slower on CPU
 
     start_epoch, best_psnr, rows, ckpt = 0, -math.inf, [], None
     if resume:
@@ -271,6 +270,7 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
     writer = _open_tensorboard(run, start_epoch)
     bad_in_a_row = 0
     epoch = start_epoch
+    flush_denormal = torch.set_flush_denormal(True)  # denormals made identical steps up to 10x slower on CPU
     try:
         for epoch in range(start_epoch, t.num_epoch):
             started = time.perf_counter()
@@ -356,6 +356,8 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
                         f"resume with: posevae train --resume {run.root}") from None
     finally:
         writer.close()
+        if flush_denormal:  # process-wide CPU state: give it back (it breaks e.g. subnormal float tests)
+            torch.set_flush_denormal(False)
     return {"run": str(run.root), "epochs": t.num_epoch, "best_val_psnr": best_psnr,
             "last": rows[-1] if rows else {}}
 
