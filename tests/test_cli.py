@@ -85,7 +85,7 @@ def test_train_interrupt_resume_test(tmp_path, monkeypatch, capsys):
     with open(out / "scores.csv") as f:
         scores = list(csv.DictReader(f))
     seq0 = torch.from_numpy(rows[:7, 1:].reshape(7, 3, 16, 32)).float() / 255
-    truth = torch.stack([torch.from_numpy(np.asarray(Image.open(data / "test" / "test_gt" / "0" / f"{k}.png")))
+    truth = torch.stack([torch.from_numpy(np.array(Image.open(data / "test" / "test_gt" / "0" / f"{k}.png")))
                          .permute(2, 0, 1) for k in range(7)]).float() / 255
     recomputed = psnr(seq0[1:], truth[1:])
     written = [float(r["psnr"]) for r in scores if r["sequence"] == "0"]
