@@ -6,6 +6,7 @@ interrupted one resumed, so running the command again continues where it stopped
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -20,11 +21,15 @@ DEMO_TRAIN = dict(batch_size=8, lr=2e-3, num_epoch=6, kl_anneal_type="Cyclical",
 DEMO_DATA = dict(train_vi_len=16, partial=0.5, val_vi_len=630)
 
 
-def demo_config(data: Path, run: Path, device: str, **train_overrides: Any) -> RunConfig:
+def demo_config(data: Path, run: Path, device: str, **overrides: Any) -> RunConfig:
+    """The demo's config; ``overrides`` are DataConfig or TrainConfig fields (tests use a smaller budget)."""
+    data_fields = {f.name for f in dataclasses.fields(DataConfig)}
+    data_over = {k: v for k, v in overrides.items() if k in data_fields}
+    train_over = {k: v for k, v in overrides.items() if k not in data_fields}
     return RunConfig(
         model=ModelConfig(**MODEL_PRESETS["fast"]),
-        data=DataConfig(DR=str(data), **DEMO_DATA),
-        train=TrainConfig(save_root=str(run / "train"), device=device, **{**DEMO_TRAIN, **train_overrides}),
+        data=DataConfig(DR=str(data), **{**DEMO_DATA, **data_over}),
+        train=TrainConfig(save_root=str(run), device=device, **{**DEMO_TRAIN, **train_over}),
         sample=SampleConfig(noise_scale=0.5),
     )
 
@@ -38,7 +43,7 @@ def _finished(run: Path, num_epoch: int) -> bool | None:
 
 
 def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", device: str = "auto",
-             progress: bool = True, **train_overrides: Any) -> dict[str, Any]:
+             progress: bool = True, **overrides: Any) -> dict[str, Any]:
     from posevae.data.demo import render_demo_dataset
     from posevae.generate import test_run
     from posevae.train import train
@@ -51,7 +56,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
     else:
         print(f"[1/4] Using the demo dataset in {data}.", flush=True)
 
-    cfg = demo_config(data, out, device, **train_overrides)
+    cfg = demo_config(data, out, device, **overrides)
     state = _finished(Path(cfg.train.save_root), cfg.train.num_epoch)
     if state is True:
         print(f"[2/4] Training already finished in {cfg.train.save_root}; reusing it.", flush=True)
@@ -94,6 +99,6 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
     print(f"  baseline: repeat the first frame            {test['mean_baseline_psnr']:6.2f} dB "
           f"(model gains {summary['gain_over_baseline_db']:+.2f} dB)")
     print(f"  time                                        {summary['seconds_total'] / 60:6.1f} min")
-    print(f"  wrote {out}/train (checkpoints, metrics.csv, tb/), {out}/test (submission.csv, GIFs, scores.csv), "
+    print(f"  wrote {out} (checkpoints/, metrics.csv, tb/), {out}/test (submission.csv, GIFs, scores.csv), "
           f"{out}/report{' (index.html)' if index else ''}, {out}/summary.json")
     return summary
