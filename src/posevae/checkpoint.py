@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,3 +139,39 @@ def load_checkpoint(path: str | Path, expected: RunConfig | None = None) -> Chec
                                    json.loads(metadata["optimizer"]))
     rng = {k[len("rng/"):]: v for k, v in tensors.items() if k.startswith("rng/")}
     return Checkpoint(config, model_state, json.loads(metadata.get("train_state", "{}")), opt, rng)
+
+
+def load_lab_ckpt(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of one of the course lab's ``.ckpt`` files (a torch pickle), read without running code.
+
+    Only ``torch.load(weights_only=True)`` is used: it rebuilds tensors and plain containers and refuses any
+    other pickled object, so a malicious file cannot execute anything. Returns ``{name: tensor}``, flattened
+    with ``/`` from nested dicts (e.g. the lab's ``{"state_dict": {...}, "optimizer": {...}}``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"Checkpoint {path} does not exist: pass the path of a lab .ckpt file.")
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError,
+            ImportError, OSError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+        raise UserError(f"{path} is not a plain-weights checkpoint; refusing to unpickle arbitrary objects "
+                        f"({detail[:200]}). Re-save it as tensors only (torch.save(model.state_dict(), ...)) "
+                        "or use a posevae .safetensors checkpoint.") from None
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            tensors[prefix] = value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}/{k}" if prefix else str(k), v)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(f"{prefix}/{i}" if prefix else str(i), v)
+
+    walk("", obj)
+    if not tensors:
+        raise UserError(f"{path} holds no tensors ({type(obj).__name__}): it is not a model checkpoint.")
+    return tensors

@@ -124,7 +124,8 @@ def _test(args: argparse.Namespace) -> None:
     from posevae.generate import test_run
 
     summary = test_run(args.ckpt, args.DR, args.out, noise_scale=args.noise_scale, seed=args.seed,
-                       device=args.device, z_mode=args.z_mode, progress=not args.quiet)
+                       device=args.device, z_mode=args.z_mode, progress=not args.quiet,
+                       num_frames=args.num_frames)
     print(f"Wrote {args.out}/submission.csv, GIFs and frames for {len(summary.get('sequences', {})) or 'all'} "
           "test sequences.")
     if "mean_psnr" in summary:
@@ -170,6 +171,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--z_mode", "--z-mode", choices=["sample", "mean"], default="sample",
                    help="sample z from the prior, or use its mean (deterministic)")
+    p.add_argument("--num_frames", "--num-frames", type=int, default=None,
+                   help="generate only the first N frames of each sequence (default: all its poses)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_test)

@@ -20,6 +20,7 @@ model's floats, so anyone recomputing PSNR from submission.csv gets the same num
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -99,6 +100,20 @@ def _prepare_out(out: Path) -> Path:
     return out
 
 
+def _first_frames(sequences: list[TestSequence], num_frames: int) -> list[TestSequence]:
+    """The first ``num_frames`` frames (poses, truth) of each sequence; UserError when one has fewer poses."""
+    if num_frames < 1:
+        raise UserError(f"--num_frames must be >= 1, got {num_frames}.")
+    short = [s for s in sequences if s.labels.shape[0] < num_frames]
+    if short:
+        s = short[0]
+        raise UserError(f"Test sequence {s.name} has {s.labels.shape[0]} poses in {s.label_dir}, but --num_frames "
+                        f"asks for {num_frames}: lower --num_frames to at most "
+                        f"{min(q.labels.shape[0] for q in sequences)} or add pose images.")
+    return [dataclasses.replace(s, labels=s.labels[:num_frames],
+                                truth=None if s.truth is None else s.truth[:num_frames]) for s in sequences]
+
+
 def _mean(values: Sequence[float]) -> float | None:
     return float(sum(values) / len(values)) if values else None
 
@@ -124,6 +139,7 @@ def test_run(
     progress: bool = True,
     write_frames: bool = True,
     cache_dir: str | Path | None = None,
+    num_frames: int | None = None,
 ) -> dict[str, Any]:
     """Generate every test sequence of ``DR`` with checkpoint ``ckpt``; write the results under ``out``.
 
@@ -135,6 +151,8 @@ def test_run(
     PSNR and SSIM (frames 1..N-1, per frame as in the lab, then averaged) are computed on the uint8 frames
     that are written, round(x * 255), so recomputing them from submission.csv gives the same numbers.
     ``baseline_psnr`` is the PSNR of repeating the first frame: a model must beat it to have learned motion.
+    ``num_frames`` (default: all) generates only the first ``num_frames`` frames of each sequence (frame 0
+    included); a sequence with fewer poses is an error naming its folder.
     ``cache_dir`` is passed to the data loader (default ``DR/.posevae_cache``); everything else is written
     under ``out``. Returns the summary (also written to ``out/summary.json``).
     """
@@ -157,9 +175,14 @@ def test_run(
                         ) from None
     model.to(dev)
 
-    out = _prepare_out(Path(out))
     H, W = cfg.model.frame_H, cfg.model.frame_W
     sequences: list[TestSequence] = load_test_sequences(DR, H, W, cache_dir=cache_dir)
+    if num_frames is not None:
+        sequences = _first_frames(sequences, num_frames)
+    for seq in sequences:  # names become output paths (seq<name>/, pred_seq<name>.gif): never outside out
+        if "/" in seq.name or os.sep in seq.name or ".." in seq.name or not seq.name:
+            raise UserError(f"Test sequence name {seq.name!r} is not a plain folder name: rename its folder.")
+    out = _prepare_out(Path(out))  # after the input checks, so bad input leaves no output folder behind
     gif_scale = max(1, math.ceil(GIF_MIN_HEIGHT / H))
 
     predictions: list[torch.Tensor] = []

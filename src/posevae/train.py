@@ -246,7 +246,6 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
     elif run.last.exists():
         raise UserError(f"{run.root} already holds a run ({run.last}): resume it with `posevae train --resume "
                         f"{run.root}`, or choose another --save_root.")
-    run.prepare()
 
     train_video = load_video(d.DR, "train", cfg.model.frame_H, cfg.model.frame_W, d.cache_dir)
     val_video = load_val_video(d.DR, cfg.model.frame_H, cfg.model.frame_W, d.val_vi_len, d.cache_dir)
@@ -255,6 +254,7 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
     if t.batch_size > len(full_set):
         raise UserError(f"--batch_size {t.batch_size} is larger than the {len(full_set)} training clips of "
                         f"{d.train_vi_len} frames in {d.DR}: lower --batch_size or --train_vi_len.")
+    run.prepare()  # after the data checks, so bad input leaves no run folder behind
 
     torch.manual_seed(t.seed)
     model = PoseVAE(cfg.model).to(device)
