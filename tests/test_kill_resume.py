@@ -129,6 +129,7 @@ def test_sigkill_at_random_moments_then_resume_always_finishes_with_the_uninterr
         names = {p.name for p in (run / "checkpoints").glob("*.safetensors")}
         assert names == {"last.safetensors", "best.safetensors",
                          *(f"epoch_{e}.safetensors" for e in range(1, N_EPOCH + 1))}, (names, c)
+        assert not list((run / "checkpoints").glob(".*.tmp")), c  # saves cut by a kill are cleaned on resume
         rows = metrics(run)
         assert [int(r["epoch"]) for r in rows] == list(range(N_EPOCH)), (rows, c)  # one row per epoch
         assert rows == expected_rows, c

@@ -194,6 +194,8 @@ class RunFolder:
     def prepare(self) -> None:
         try:
             self.checkpoints.mkdir(parents=True, exist_ok=True)
+            for stale in self.checkpoints.glob(".*.tmp"):  # left by a save that was killed mid-write
+                stale.unlink()
             probe = self.root / ".write_probe"
             probe.write_text("")
             probe.unlink()
