@@ -107,7 +107,11 @@ def quat_slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)[..., None]
     dot = np.sum(a * b, axis=-1, keepdims=True)
     b = np.where(dot < 0, -b, b)
-    dot = np.abs(dot)
+    return _slerp_path(a, b, t, np.abs(dot))
+
+
+def _slerp_path(a: np.ndarray, b: np.ndarray, t: np.ndarray, dot: np.ndarray) -> np.ndarray:
+    """Slerp from ``a`` to ``b`` along the path given by their dot product (no sign flipping here)."""
     theta = np.arccos(np.clip(dot, -1.0, 1.0))
     sin = np.sin(theta)
     small = sin < 1e-6
@@ -300,14 +304,7 @@ def _slerp_tracks(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     b = _hemisphere_continuous(b)
     b = np.where((np.sum(a[:1] * b[:1], axis=-1) < 0)[..., None], -b, b)
     t = w.reshape((-1,) + (1,) * (a.ndim - 1))
-    dot = np.clip(np.sum(a * b, axis=-1, keepdims=True), -1.0, 1.0)
-    theta = np.arccos(dot)
-    sin = np.sin(theta)
-    small = sin < 1e-6
-    safe = np.where(small, 1.0, sin)
-    wa = np.where(small, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
-    wb = np.where(small, t, np.sin(t * theta) / safe)
-    return quat_normalize(wa * a + wb * b)
+    return _slerp_path(a, b, t, np.sum(a * b, axis=-1, keepdims=True))
 
 
 def blend(a: Poses, b: Poses, w: np.ndarray) -> Poses:
