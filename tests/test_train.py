@@ -132,3 +132,18 @@ def test_non_finite_steps_are_skipped_and_counted(dataset, tmp_path, monkeypatch
     for name, value in last.items():
         if "running" not in name and "num_batches" not in name:  # BatchNorm statistics still update
             assert torch.equal(value, epoch0[name]), name
+
+
+def test_fast_train_uses_a_fraction_of_the_clips_first(dataset, tmp_path, monkeypatch):
+    seen = []
+    real_loader = train_module.DataLoader
+    monkeypatch.setattr(train_module, "DataLoader", lambda ds, **kw: seen.append(len(ds)) or real_loader(ds, **kw))
+    cfg = tiny_run(dataset, tmp_path / "run", num_epoch=2)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, fast_train=True, fast_partial=0.5,
+                                                            fast_train_epoch=1))
+    train(cfg, progress=False)
+    assert seen == [4, 8]  # 48 frames -> 8 clips of 6; the first epoch sees half of them
+    tiny = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, fast_partial=0.15),
+                               train=dataclasses.replace(cfg.train, save_root=str(tmp_path / "other")))
+    with pytest.raises(UserError, match="with --fast_partial"):
+        train(tiny, progress=False)

@@ -253,9 +253,10 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
     val_video = load_val_video(d.DR, cfg.model.frame_H, cfg.model.frame_W, d.val_vi_len, d.cache_dir)
     full_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial)
     fast_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial * d.fast_partial) if d.fast_train else None
-    if t.batch_size > len(full_set):
-        raise UserError(f"--batch_size {t.batch_size} is larger than the {len(full_set)} training clips of "
-                        f"{d.train_vi_len} frames in {d.DR}: lower --batch_size or --train_vi_len.")
+    for clips, what in ((full_set, ""), (fast_set, " with --fast_partial")):
+        if clips is not None and t.batch_size > len(clips):
+            raise UserError(f"--batch_size {t.batch_size} is larger than the {len(clips)} training clips of "
+                            f"{d.train_vi_len} frames in {d.DR}{what}: lower --batch_size or --train_vi_len.")
     run.prepare()  # after the data checks, so bad input leaves no run folder behind
 
     torch.manual_seed(t.seed)
