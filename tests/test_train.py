@@ -147,3 +147,20 @@ def test_fast_train_uses_a_fraction_of_the_clips_first(dataset, tmp_path, monkey
                                train=dataclasses.replace(cfg.train, save_root=str(tmp_path / "other")))
     with pytest.raises(UserError, match="with --fast_partial"):
         train(tiny, progress=False)
+
+
+def test_wandb_logs_every_epoch_when_asked_and_says_how_to_install_it(dataset, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    logged, finished = [], []
+    fake = types.ModuleType("wandb")
+    fake.init = lambda **kw: types.SimpleNamespace(log=lambda d, step: logged.append((step, d)),
+                                                   finish=lambda: finished.append(True))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    train(tiny_run(dataset, tmp_path / "run", num_epoch=2, log_wandb=True), progress=False)
+    assert [step for step, _ in logged] == [0, 1] and finished == [True]
+    assert {"loss", "val_psnr", "beta", "tfr", "lr"} <= set(logged[0][1])
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import fails
+    with pytest.raises(UserError, match="pip install wandb"):
+        train(tiny_run(dataset, tmp_path / "other", num_epoch=2, log_wandb=True), progress=False)

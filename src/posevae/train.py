@@ -19,6 +19,7 @@ import io
 import json
 import math
 import random
+import re
 import sys
 import time
 from contextlib import nullcontext
@@ -271,6 +272,7 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
     atomic_write_text(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
     autocast = lambda: autocast_for(device, t.precision)  # noqa: E731
     writer = _open_tensorboard(run, start_epoch)
+    wandb_run = _open_wandb(run, cfg) if t.log_wandb else None
     bad_in_a_row = 0
     epoch = start_epoch
     flush_denormal = torch.set_flush_denormal(True)  # denormals made identical steps up to 10x slower on CPU
@@ -336,6 +338,8 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
                 if key != "epoch":
                     writer.add_scalar(key, float(value), epoch)
             writer.flush()
+            if wandb_run is not None:
+                wandb_run.log({k: float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
             is_best = val["val_psnr"] > best_psnr
             best_psnr = max(best_psnr, val["val_psnr"])
             state = Checkpoint(cfg, model.state_dict(), {"epoch": epoch, "best_psnr": best_psnr,
@@ -359,6 +363,8 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
                         f"resume with: posevae train --resume {run.root}") from None
     finally:
         writer.close()
+        if wandb_run is not None:
+            wandb_run.finish()
         if flush_denormal:  # process-wide CPU state: give it back (it breaks e.g. subnormal float tests)
             torch.set_flush_denormal(False)
     return {"run": str(run.root), "epochs": t.num_epoch, "best_val_psnr": best_psnr,
@@ -374,6 +380,18 @@ class _NullWriter:
     def add_scalar(self, *args: Any, **kwargs: Any) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
+
+
+def _open_wandb(run: RunFolder, cfg: RunConfig):
+    """Weights & Biases, only when asked (--log_wandb); one W&B run per run folder, resumed with it."""
+    try:
+        import wandb
+    except ImportError:
+        raise UserError("--log_wandb needs the wandb package: `pip install wandb` (or `pip install "
+                        "posevae[wandb]`), or drop --log_wandb; metrics.csv and TensorBoard log without it.") from None
+    run_id = re.sub(r"[^A-Za-z0-9_-]", "-", str(run.root.resolve()))[-64:]
+    return wandb.init(project="posevae", name=run.root.name, id=run_id, resume="allow", dir=str(run.root),
+                      config=cfg.to_dict())
 
 
 def _open_tensorboard(run: RunFolder, start_epoch: int):
