@@ -320,32 +320,29 @@ def fig_val_psnr(runs: Sequence[RunData], stem: Path) -> list[Path]:
     return save_figure(fig, stem)
 
 
-def fig_val_kl(runs: Sequence[RunData], stem: Path) -> list[Path]:
-    fig, ax = _new_axes("Validation KL divergence per epoch", "epoch", f"KL(q ‖ N(0, I)) ({_kl_unit(runs)})")
-    _plot_runs(ax, runs, "val_kl")
-    if _log_scale_if_wide(ax, runs, "val_kl"):
+def _fig_val_metric(runs: Sequence[RunData], stem: Path, column: str, title: str, ylabel: str) -> list[Path]:
+    """One validation metric per epoch, runs overlaid; a log axis when the values span more than 100x."""
+    fig, ax = _new_axes(title, "epoch", ylabel)
+    _plot_runs(ax, runs, column)
+    if _log_scale_if_wide(ax, runs, column):
         ax.set_ylabel(ax.get_ylabel() + ", log scale")
     _legend(ax)
     return save_figure(fig, stem)
+
+
+def fig_val_kl(runs: Sequence[RunData], stem: Path) -> list[Path]:
+    return _fig_val_metric(runs, stem, "val_kl", "Validation KL divergence per epoch",
+                           f"KL(q ‖ N(0, I)) ({_kl_unit(runs)})")
 
 
 def fig_val_loss(runs: Sequence[RunData], stem: Path) -> list[Path]:
-    fig, ax = _new_axes("Total validation loss per epoch (MSE + β·KL)", "epoch", "loss = MSE + β·KL")
-    _plot_runs(ax, runs, "val_loss")
-    if _log_scale_if_wide(ax, runs, "val_loss"):
-        ax.set_ylabel(ax.get_ylabel() + " (log scale)")
-    _legend(ax)
-    return save_figure(fig, stem)
+    return _fig_val_metric(runs, stem, "val_loss", "Total validation loss per epoch (MSE + β·KL)",
+                           "loss = MSE + β·KL")
 
 
 def fig_val_mse(runs: Sequence[RunData], stem: Path) -> list[Path]:
-    fig, ax = _new_axes("Validation reconstruction MSE per epoch", "epoch",
-                        "MSE per pixel (pixel values in [0, 1])")
-    _plot_runs(ax, runs, "val_mse")
-    if _log_scale_if_wide(ax, runs, "val_mse"):
-        ax.set_ylabel(ax.get_ylabel() + ", log scale")
-    _legend(ax)
-    return save_figure(fig, stem)
+    return _fig_val_metric(runs, stem, "val_mse", "Validation reconstruction MSE per epoch",
+                           "MSE per pixel (pixel values in [0, 1])")
 
 
 def _same_series(runs: Sequence[RunData], column: str) -> bool:
