@@ -100,6 +100,7 @@ def build_config(args: argparse.Namespace, base: RunConfig | None = None, preset
 
 
 def _train(args: argparse.Namespace) -> None:
+    from posevae import distributed
     from posevae.train import train
 
     if args.resume:
@@ -116,6 +117,8 @@ def _train(args: argparse.Namespace) -> None:
             raise UserError("posevae train needs --DR DATASET_ROOT (the lab layout; `posevae data demo --out DIR` "
                             "makes one).")
     summary = train(cfg, resume=bool(args.resume), progress=not args.quiet)
+    if not distributed.is_main():  # under torchrun rank 0 reports
+        return
     print(f"Trained {summary['epochs']} epochs; best val PSNR {summary['best_val_psnr']:.2f} dB. Wrote "
           f"{summary['run']}/metrics.csv, {summary['run']}/checkpoints/ (last, best), {summary['run']}/tb/.")
 

@@ -10,6 +10,9 @@ memory at T = 16; see tests/test_train.py for the equality).
 Reproducibility: every epoch reseeds torch from (seed, epoch), and the data order and the teacher-forcing
 draws come from that seed, so a run resumed from the checkpoint of epoch E continues exactly as the
 uninterrupted run would.
+
+Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel, each rank trains on its
+share of the clips, and rank 0 alone validates and writes the run folder; see posevae.distributed.
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
+from posevae import distributed
 from posevae.checkpoint import Checkpoint, atomic_write_text, load_checkpoint, save_checkpoint
 from posevae.config import RunConfig, config_diff
 from posevae.data.lab import ClipDataset, Video, load_val_video, load_video
-from posevae.device import resolve_device
 from posevae.errors import UserError
 from posevae.losses import kl_to_standard_normal, reconstruction_mse
 from posevae.metrics import psnr
@@ -100,27 +104,47 @@ def train_clip(
     Calls backward once per time step; the caller zeroes the gradients before and steps the optimizer
     after. Returns per-predicted-frame means of the loss terms and whether every step was finite (when one
     is not, the caller must discard the gradients).
+
+    With a DistributedDataParallel model the gradients are all-reduced once per clip, in the last step's
+    backward (the other steps run under no_sync()); every rank then runs every backward, finite or not, so
+    that none waits on the all-reduce alone, and the caller discards the gradients on all ranks together.
     """
     sums = {"loss": frames.new_zeros(()), "mse": frames.new_zeros(()), "kl": frames.new_zeros(())}
     finite = True
+    steps = frames.shape[1] - 1
+    ddp = isinstance(model, DistributedDataParallel)
 
     def on_step(t: int, out) -> None:
         nonlocal finite
         mse = reconstruction_mse(out.frame, frames[:, t])
         kl = kl_to_standard_normal(out.mu, out.logvar, kl_norm)
         loss = mse + beta * kl
-        if not torch.isfinite(loss):
-            finite = False
-            return
-        loss.backward()
-        sums["loss"] += loss.detach()
-        sums["mse"] += mse.detach()
-        sums["kl"] += kl.detach()
+        ok = bool(torch.isfinite(loss))
+        finite = finite and ok
+        if ok or ddp:
+            loss.backward()
+        if ok:
+            sums["loss"] += loss.detach()
+            sums["mse"] += mse.detach()
+            sums["kl"] += kl.detach()
 
-    rollout(model, frames[:, 0], poses, truth=frames, use_posterior=True, teacher_forcing=teacher_forcing,
+    forward = _sync_on_last_forward(model, steps) if ddp else model
+    rollout(forward, frames[:, 0], poses, truth=frames, use_posterior=True, teacher_forcing=teacher_forcing,
             on_step=on_step, autocast=autocast)
-    steps = frames.shape[1] - 1
     return ClipStats(*(v.item() / steps for v in sums.values()), finite=finite)
+
+
+def _sync_on_last_forward(model: DistributedDataParallel, forwards: int):
+    """The DDP model's forward for a rollout of `forwards` steps: all but the last run under no_sync()."""
+    count = 0
+
+    def forward(*args, **kwargs):
+        nonlocal count
+        count += 1
+        with model.no_sync() if count < forwards else nullcontext():
+            return model(*args, **kwargs)
+
+    return forward
 
 
 def evaluate_video(
@@ -223,56 +247,73 @@ def _fmt(value: Any) -> Any:
 
 
 def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) the run in cfg.train.save_root; returns the final summary."""
+    """Train (or resume) the run in cfg.train.save_root; returns the final summary.
+
+    Under torchrun every rank calls this; the summary is complete on rank 0 only.
+    """
+    with distributed.process_group(cfg.train.device) as device:
+        return _train(cfg, device, resume=resume, progress=progress and distributed.is_main())
+
+
+def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool) -> dict[str, Any]:
     t, d = cfg.train, cfg.data
     run = RunFolder(t.save_root)
-    device = resolve_device(t.device)
+    main, world = distributed.is_main(), distributed.world_size()
 
     start_epoch, best_psnr, rows, ckpt = 0, -math.inf, [], None
-    if resume:
-        if not run.last.exists():
-            raise UserError(f"Nothing to resume in {run.root}: {run.last} does not exist. Start the run without "
-                            "--resume, or pass the folder of an earlier run.")
-        ckpt = load_checkpoint(run.last)
-        diff = [line for line in config_diff(ckpt.config.to_dict(), cfg.to_dict())
-                if line.split(":")[0] not in RESUMABLE_CHANGES]
-        if diff:
-            raise UserError(f"The run in {run.root} was started with another config ({'; '.join(diff)}; "
-                            "stored != requested): resume with the stored options (just `--resume RUN`) or "
-                            "start a new run in another --save_root.")
-        start_epoch = ckpt.train_state["epoch"] + 1
-        best_psnr = ckpt.train_state.get("best_psnr", -math.inf)
-        if start_epoch >= t.num_epoch:
-            raise UserError(f"The run in {run.root} already finished its {t.num_epoch} epochs; nothing to resume. "
-                            f"Its best checkpoint is {run.best}.")
-        rows = [r for r in run.read_metrics() if int(r["epoch"]) < start_epoch]
-    elif run.last.exists():
-        raise UserError(f"{run.root} already holds a run ({run.last}): resume it with `posevae train --resume "
-                        f"{run.root}`, or choose another --save_root.")
+    with distributed.fail_together():  # a UserError on any rank stops every rank
+        if resume:
+            if not run.last.exists():
+                raise UserError(f"Nothing to resume in {run.root}: {run.last} does not exist. Start the run without "
+                                "--resume, or pass the folder of an earlier run.")
+            ckpt = load_checkpoint(run.last)
+            diff = [line for line in config_diff(ckpt.config.to_dict(), cfg.to_dict())
+                    if line.split(":")[0] not in RESUMABLE_CHANGES]
+            if diff:
+                raise UserError(f"The run in {run.root} was started with another config ({'; '.join(diff)}; "
+                                "stored != requested): resume with the stored options (just `--resume RUN`) or "
+                                "start a new run in another --save_root.")
+            start_epoch = ckpt.train_state["epoch"] + 1
+            best_psnr = ckpt.train_state.get("best_psnr", -math.inf)
+            if start_epoch >= t.num_epoch:
+                raise UserError(f"The run in {run.root} already finished its {t.num_epoch} epochs; nothing to resume. "
+                                f"Its best checkpoint is {run.best}.")
+            rows = [r for r in run.read_metrics() if int(r["epoch"]) < start_epoch]
+        elif run.last.exists():
+            raise UserError(f"{run.root} already holds a run ({run.last}): resume it with `posevae train --resume "
+                            f"{run.root}`, or choose another --save_root.")
 
-    train_video = load_video(d.DR, "train", cfg.model.frame_H, cfg.model.frame_W, d.cache_dir)
-    val_video = load_val_video(d.DR, cfg.model.frame_H, cfg.model.frame_W, d.val_vi_len, d.cache_dir)
-    full_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial)
-    fast_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial * d.fast_partial) if d.fast_train else None
-    for clips, what in ((full_set, ""), (fast_set, " with --fast_partial")):
-        if clips is not None and t.batch_size > len(clips):
-            raise UserError(f"--batch_size {t.batch_size} is larger than the {len(clips)} training clips of "
-                            f"{d.train_vi_len} frames in {d.DR}{what}: lower --batch_size or --train_vi_len.")
-    run.prepare()  # after the data checks, so bad input leaves no run folder behind
+        train_video = load_video(d.DR, "train", cfg.model.frame_H, cfg.model.frame_W, d.cache_dir)
+        val_video = load_val_video(d.DR, cfg.model.frame_H, cfg.model.frame_W, d.val_vi_len, d.cache_dir)
+        full_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial)
+        fast_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial * d.fast_partial) if d.fast_train else None
+        for clips, what in ((full_set, ""), (fast_set, " with --fast_partial")):
+            if clips is not None and t.batch_size > len(clips) // world:
+                per = f" ({world} processes share them; --batch_size is per process)" if world > 1 else ""
+                raise UserError(f"--batch_size {t.batch_size} is larger than the {len(clips)} training clips of "
+                                f"{d.train_vi_len} frames in {d.DR}{what}{per}: lower --batch_size or "
+                                "--train_vi_len.")
+        if main:
+            run.prepare()  # after the data checks, so bad input leaves no run folder behind
 
     torch.manual_seed(t.seed)
-    model = PoseVAE(cfg.model).to(device)
+    net = PoseVAE(cfg.model).to(device)
     if t.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer, scheduler = build_optimizer(model, cfg)
-    if ckpt is not None:
-        model.load_state_dict(ckpt.model_state)
+        net = net.to(memory_format=torch.channels_last)
+    optimizer, scheduler = build_optimizer(net, cfg)
+    if ckpt is not None:  # every rank loads the same checkpoint
+        net.load_state_dict(ckpt.model_state)
         optimizer.load_state_dict(ckpt.optimizer_state)
         scheduler.load_state_dict(ckpt.train_state["scheduler"])
-    atomic_write_text(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
+    # net: the model itself (validation, checkpoints); model: what trains (DDP-wrapped under torchrun)
+    model = net
+    if world > 1:
+        model = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+    if main:
+        atomic_write_text(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
     autocast = lambda: autocast_for(device, t.precision)  # noqa: E731
-    writer = _open_tensorboard(run, start_epoch)
-    wandb_run = _open_wandb(run, cfg) if t.log_wandb else None
+    writer = _open_tensorboard(run, start_epoch) if main else _NullWriter()
+    wandb_run = _open_wandb(run, cfg) if t.log_wandb and main else None
     bad_in_a_row = 0
     epoch = start_epoch
     flush_denormal = torch.set_flush_denormal(True)  # denormals made identical steps up to 10x slower on CPU
@@ -280,14 +321,20 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
         for epoch in range(start_epoch, t.num_epoch):
             started = time.perf_counter()
             seed = epoch_seed(t.seed, epoch)
-            torch.manual_seed(seed)
+            torch.manual_seed(seed + (distributed.rank() << 32))  # rank 0: seed; other ranks: their own noise
             draw = random.Random(seed)
             tfr = teacher_forcing_ratio(epoch, t.tfr, t.tfr_sde, t.tfr_d_step)
             beta = kl_beta(epoch, t.kl_anneal_type, t.num_epoch, t.kl_anneal_cycle, t.kl_anneal_ratio)
             use_tf = draw.random() < tfr
             dataset = fast_set if fast_set is not None and epoch < d.fast_train_epoch else full_set
-            loader = DataLoader(dataset, batch_size=t.batch_size, shuffle=True, drop_last=True,
-                                generator=torch.Generator().manual_seed(seed), num_workers=d.num_workers)
+            if world > 1:  # each rank its share of the clips; --batch_size is per process
+                sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True)
+                sampler.set_epoch(epoch)
+                loader = DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, drop_last=True,
+                                    num_workers=d.num_workers)
+            else:
+                loader = DataLoader(dataset, batch_size=t.batch_size, shuffle=True, drop_last=True,
+                                    generator=torch.Generator().manual_seed(seed), num_workers=d.num_workers)
             totals = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
             n_ok = skipped = tf_batches = 0
             lr = optimizer.param_groups[0]["lr"]
@@ -304,7 +351,8 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
                                    autocast=autocast)
                 grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip) if t.grad_clip > 0
                              else _grad_norm(model))
-                if not stats.finite or not torch.isfinite(grad_norm):
+                finite = distributed.all_true(stats.finite, device)  # ranks skip a step together
+                if not finite or not torch.isfinite(grad_norm):
                     optimizer.zero_grad(set_to_none=True)
                     skipped += 1
                     bad_in_a_row += 1
@@ -317,6 +365,7 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
                 bad_in_a_row = 0
                 optimizer.step()
                 n_ok += 1
+                distributed.write_weight_hash(model, epoch, n_ok)
                 tf_batches += use_tf
                 for k in totals:
                     totals[k] += getattr(stats, k)
@@ -324,10 +373,13 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
                                 loss=f"{stats.loss:.4g}", lr=f"{lr:.2e}")
             bar.close()
             scheduler.step()
+            if not main:  # rank 0 validates and saves; the others wait for it
+                distributed.barrier()
+                continue
             row: dict[str, Any] = {"epoch": epoch, **{k: v / max(n_ok, 1) for k, v in totals.items()},
                                    "beta": beta, "tfr": tfr, "teacher_forcing": tf_batches / max(n_ok, 1),
                                    "lr": lr, "skipped_steps": skipped}
-            val = evaluate_video(model, val_video, device=device, beta=beta, noise_scale=cfg.sample.noise_scale,
+            val = evaluate_video(net, val_video, device=device, beta=beta, noise_scale=cfg.sample.noise_scale,
                                  seed=cfg.sample.sample_seed, kl_norm=t.kl_norm, autocast=autocast)
             per_frame = val.pop("psnr_per_frame")
             row.update(val)
@@ -342,7 +394,7 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
                 wandb_run.log({k: float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
             is_best = val["val_psnr"] > best_psnr
             best_psnr = max(best_psnr, val["val_psnr"])
-            state = Checkpoint(cfg, model.state_dict(), {"epoch": epoch, "best_psnr": best_psnr,
+            state = Checkpoint(cfg, net.state_dict(), {"epoch": epoch, "best_psnr": best_psnr,
                                                          "scheduler": scheduler.state_dict(),
                                                          "val_psnr": val["val_psnr"]},
                                optimizer.state_dict())
@@ -358,6 +410,7 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
                            f"kl {row['kl']:.4g}, beta {beta:.3f}), tf {'on' if use_tf else 'off'} "
                            f"(ratio {tfr:.2f}), val PSNR {val['val_psnr']:.2f} dB"
                            f"{' (best)' if is_best else ''}, {row['seconds']:.1f} s", file=sys.stderr)
+            distributed.barrier()
     except KeyboardInterrupt:
         raise UserError(f"Interrupted during epoch {epoch + 1}. The last finished epoch is saved in {run.last}; "
                         f"resume with: posevae train --resume {run.root}") from None
