@@ -14,6 +14,7 @@ from posevae.checkpoint import load_checkpoint
 from posevae.cli import main
 from posevae.metrics import psnr
 from posevae.model import PoseVAE
+from tests.conftest import ctrl_c_at_epoch
 from tests.synthetic import make_lab_dataset
 
 TINY = ["--preset", "tiny", "--frame_H", "16", "--frame_W", "32", "--train_vi_len", "6", "--val_vi_len", "10",
@@ -45,14 +46,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
 def test_train_interrupt_resume_test(tmp_path, monkeypatch, capsys):
     data = make_lab_dataset(tmp_path / "data", n_train=36, n_val=10, n_test=2, test_len=7)
     run = tmp_path / "run"
-    real_tfr = train_module.teacher_forcing_ratio
-
-    def ctrl_c_in_epoch_3(epoch, *args):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real_tfr(epoch, *args)
-
-    monkeypatch.setattr(train_module, "teacher_forcing_ratio", ctrl_c_in_epoch_3)
+    real_tfr = ctrl_c_at_epoch(monkeypatch, 2)
     assert main(["train", "--DR", str(data), "--save_root", str(run), *TINY]) == 2
     assert f"posevae train --resume {run}" in capsys.readouterr().err
     monkeypatch.setattr(train_module, "teacher_forcing_ratio", real_tfr)

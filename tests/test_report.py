@@ -26,7 +26,7 @@ from posevae.compare import compare, parse_configuration
 from posevae.config import DataConfig, RunConfig, TrainConfig, config_diff
 from posevae.errors import UserError
 from posevae.report import FIGURES, STRATEGY_STYLES, RunData, assign_styles
-from tests.conftest import tiny_model_config
+from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 
 STRATEGIES = ["None", "Monotonic", "Cyclical"]
@@ -152,14 +152,7 @@ def test_compare_resumes_an_interrupted_run(dataset, tmp_path, monkeypatch):
     data = DataConfig(DR=str(dataset), train_vi_len=6, val_vi_len=10)
     train = TrainConfig(batch_size=2, num_epoch=2, kl_anneal_type="None", precision="fp32", seed=3)
     base = RunConfig(model=tiny_model_config(), data=data, train=train)
-    real_tfr = train_module.teacher_forcing_ratio
-
-    def interrupt_at_epoch_1(epoch, *args):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return real_tfr(epoch, *args)
-
-    monkeypatch.setattr(train_module, "teacher_forcing_ratio", interrupt_at_epoch_1)
+    real_tfr = ctrl_c_at_epoch(monkeypatch, 1)
     with pytest.raises(UserError, match="Interrupted during epoch 2"):
         compare(base, tmp_path, ["None"], progress=False, gifs=False)
     assert len(read_csv(tmp_path / "runs" / "None" / "metrics.csv")) == 1

@@ -12,7 +12,7 @@ from posevae.checkpoint import load_checkpoint
 from posevae.config import DataConfig, RunConfig, TrainConfig
 from posevae.errors import UserError
 from posevae.train import train
-from tests.conftest import tiny_model_config
+from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 
 
@@ -60,14 +60,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(dataset, tmp_path, monkeyp
     train(full, progress=False)
 
     cut = tiny_run(dataset, tmp_path / "cut")
-    real_tfr = train_module.teacher_forcing_ratio
-
-    def interrupt_at_epoch_2(epoch, *args):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real_tfr(epoch, *args)
-
-    monkeypatch.setattr(train_module, "teacher_forcing_ratio", interrupt_at_epoch_2)
+    real_tfr = ctrl_c_at_epoch(monkeypatch, 2)
     with pytest.raises(UserError, match="resume with: posevae train --resume"):
         train(cut, progress=False)
     assert len(rows(tmp_path / "cut")) == 2
