@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from posevae.checkpoint import atomic_write, atomic_write_text, load_checkpoint
+from posevae.checkpoint import Checkpoint, atomic_write, atomic_write_text, load_checkpoint
 from posevae.data.lab import TestSequence, load_test_sequences
 from posevae.device import resolve_device
 from posevae.errors import UserError
@@ -77,6 +77,19 @@ def write_submission(path: str | Path, sequences: Sequence[torch.Tensor]) -> int
 
     atomic_write(path, write)
     return rows
+
+
+def model_from_checkpoint(checkpoint: Checkpoint, path: str | Path, device: torch.device) -> PoseVAE:
+    """The model a checkpoint describes, with its weights, on ``device``; UserError when they do not fit."""
+    model = PoseVAE(checkpoint.config.model)
+    try:
+        model.load_state_dict(checkpoint.model_state, strict=True)
+    except RuntimeError as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise UserError(f"Checkpoint {path} does not fit the model its own config describes ({first_line}): "
+                        "it was written by another posevae version or is damaged; use another checkpoint."
+                        ) from None
+    return model.to(device)
 
 
 def _sequence_seed(seed: int, name: str, position: int) -> int:
@@ -164,16 +177,7 @@ def test_run(
     if not (math.isfinite(noise) and noise >= 0):
         raise UserError(f"--noise_scale must be a finite number >= 0, got {noise_scale}.")
     dev = resolve_device(device)
-
-    model = PoseVAE(cfg.model)
-    try:
-        model.load_state_dict(checkpoint.model_state, strict=True)
-    except RuntimeError as err:
-        first_line = str(err).strip().splitlines()[0]
-        raise UserError(f"Checkpoint {ckpt} does not fit the model its own config describes ({first_line}): "
-                        "it was written by another posevae version or is damaged; use another checkpoint."
-                        ) from None
-    model.to(dev)
+    model = model_from_checkpoint(checkpoint, ckpt, dev)
 
     H, W = cfg.model.frame_H, cfg.model.frame_W
     sequences: list[TestSequence] = load_test_sequences(DR, H, W, cache_dir=cache_dir)
