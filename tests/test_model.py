@@ -111,3 +111,15 @@ def test_generate_uses_eval_mode_and_restores_training_mode():
     assert model.training
     with evaluating(model):
         assert not model.training
+
+
+def test_logvar_bound_is_soft_so_a_runaway_variance_can_come_back():
+    """A hard clamp at 10 passes no gradient: a logvar past it stayed there and its noise broke training."""
+    from posevae.model import _finite_gaussian
+
+    raw = torch.tensor([-40.0, -3.0, 0.0, 3.0, 24.0], requires_grad=True)
+    _, logvar = _finite_gaussian(torch.zeros(5), raw)
+    assert logvar.abs().max() < 10 and logvar[2] == 0
+    assert abs(logvar[3].item() - 3.0) < 0.1  # close to the identity where logvars live
+    logvar.sum().backward()
+    assert (raw.grad > 0).all()

@@ -114,6 +114,13 @@ def test_non_finite_losses_stop_the_run_and_the_last_good_checkpoint_is_intact(d
     assert all(torch.isfinite(v).all() for v in last.model_state.values())
 
 
+def test_divergence_in_the_first_epoch_does_not_claim_a_checkpoint(dataset, tmp_path, monkeypatch):
+    poison_from_epoch(monkeypatch, 0)
+    with pytest.raises(train_module.TrainingDiverged, match="No epoch finished, so no checkpoint was written"):
+        train(tiny_run(dataset, tmp_path / "run", max_bad_steps=2), progress=False)
+    assert not (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
+
+
 def test_non_finite_steps_are_skipped_and_counted(dataset, tmp_path, monkeypatch):
     poison_from_epoch(monkeypatch, 1)
     train(tiny_run(dataset, tmp_path / "run", num_epoch=2, max_bad_steps=1000), progress=False)

@@ -38,10 +38,12 @@ class ModelConfig:
     D_out_dim: int = 192  # decoder-fusion output channels
     downsample: int = 1  # 1 = the lab's full-resolution model; 2, 4, 8 = "fast" presets
     frame_skip: bool = False  # feed the previous frame's pixels to the generator's last stage
+    prior: Literal["fixed", "learned"] = "fixed"  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
 
     def __post_init__(self) -> None:
         for name in ("frame_H", "frame_W", "F_dim", "L_dim", "N_dim", "D_out_dim"):
             _require(getattr(self, name) > 0, f"--{name} must be a positive integer, got {getattr(self, name)}.")
+        _require(self.prior in ("fixed", "learned"), f"--prior must be fixed or learned, got {self.prior!r}.")
         _require(self.downsample in (1, 2, 4, 8), f"--downsample must be 1, 2, 4 or 8, got {self.downsample}.")
         _require(
             self.frame_H % self.downsample == 0 and self.frame_W % self.downsample == 0,

@@ -21,13 +21,13 @@ DEMO_TRAIN = dict(batch_size=8, lr=2e-3, num_epoch=6, kl_anneal_type="Cyclical",
 DEMO_DATA = dict(train_vi_len=16, partial=0.5, val_vi_len=630)
 
 
-def demo_config(data: Path, run: Path, device: str, **overrides: Any) -> RunConfig:
+def demo_config(data: Path, run: Path, device: str, prior: str = "fixed", **overrides: Any) -> RunConfig:
     """The demo's config; ``overrides`` are DataConfig or TrainConfig fields (tests use a smaller budget)."""
     data_fields = {f.name for f in dataclasses.fields(DataConfig)}
     data_over = {k: v for k, v in overrides.items() if k in data_fields}
     train_over = {k: v for k, v in overrides.items() if k not in data_fields}
     return RunConfig(
-        model=ModelConfig(**MODEL_PRESETS["fast"]),
+        model=ModelConfig(**MODEL_PRESETS["fast"], prior=prior),
         data=DataConfig(DR=str(data), **{**DEMO_DATA, **data_over}),
         train=TrainConfig(save_root=str(run), device=device, **{**DEMO_TRAIN, **train_over}),
         sample=SampleConfig(noise_scale=0.5),
@@ -43,7 +43,7 @@ def _finished(run: Path, num_epoch: int) -> bool | None:
 
 
 def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", device: str = "auto",
-             progress: bool = True, **overrides: Any) -> dict[str, Any]:
+             progress: bool = True, prior: str = "fixed", **overrides: Any) -> dict[str, Any]:
     from posevae.data.demo import render_demo_dataset
     from posevae.generate import test_run
     from posevae.train import train
@@ -56,7 +56,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
     else:
         print(f"[1/4] Using the demo dataset in {data}.", flush=True)
 
-    cfg = demo_config(data, out, device, **overrides)
+    cfg = demo_config(data, out, device, prior, **overrides)
     state = _finished(Path(cfg.train.save_root), cfg.train.num_epoch)
     if state is True:
         print(f"[2/4] Training already finished in {cfg.train.save_root}; reusing it.", flush=True)

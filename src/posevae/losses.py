@@ -1,7 +1,9 @@
 """Losses of the conditional VAE: reconstruction MSE and the KL divergence of the posterior.
 
-KL(q || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))   (Kingma & Welling 2014, appendix B),
-with logvar clamped to [-10, 10] and the sum normalised either by every latent element
+KL(q || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))   (Kingma & Welling 2014, appendix B);
+with a learned prior p = N(mu_p, exp(logvar_p)) (SVG-LP), the KL of two diagonal Gaussians:
+KL(q || p) = 0.5 * sum(logvar_p - logvar + (exp(logvar) + (mu - mu_p)^2) / exp(logvar_p) - 1).
+Every logvar is clamped to [-10, 10] and the sum normalised either by every latent element
 (batch * C * H * W, the strong report's choice, default) or by the batch size (the lab's template).
 """
 
@@ -12,7 +14,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from posevae.model import LOGVAR_MAX, LOGVAR_MIN
+from posevae.model import LOGVAR_MAX, LOGVAR_MIN, StepOutput
 
 KLNorm = Literal["elements", "batch"]
 
@@ -30,6 +32,25 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor, norm: KLNorm =
     mu, logvar = mu.float(), logvar.float().clamp(LOGVAR_MIN, LOGVAR_MAX)
     kl_sum = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
     return _normalise(kl_sum, mu, norm)
+
+
+def kl_between_gaussians(
+    mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor, prior_logvar: torch.Tensor,
+    norm: KLNorm = "elements",
+) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(prior_mu, exp(prior_logvar))), summed, then normalised (see module doc)."""
+    mu, prior_mu = mu.float(), prior_mu.float()
+    logvar = logvar.float().clamp(LOGVAR_MIN, LOGVAR_MAX)
+    prior_logvar = prior_logvar.float().clamp(LOGVAR_MIN, LOGVAR_MAX)
+    kl = prior_logvar - logvar + (logvar.exp() + (mu - prior_mu).pow(2)) * torch.exp(-prior_logvar) - 1
+    return _normalise(0.5 * kl.sum(), mu, norm)
+
+
+def step_kl(out: StepOutput, norm: KLNorm = "elements") -> torch.Tensor:
+    """The KL term of one model step: to the learned prior when the model has one, else to N(0, I)."""
+    if out.prior_mu is None:
+        return kl_to_standard_normal(out.mu, out.logvar, norm)
+    return kl_between_gaussians(out.mu, out.logvar, out.prior_mu, out.prior_logvar, norm)
 
 
 def reconstruction_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

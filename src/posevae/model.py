@@ -3,6 +3,7 @@
     frame_encoder  RGB frame        -> (B, F_dim, h, w)   features of the previous / next frame
     pose_encoder   pose image       -> (B, L_dim, h, w)   features of the next pose
     posterior      [F, L] features  -> mu, logvar (B, N_dim, h, w), z = mu + sigma * eps
+    prior          [F, L] features  -> mu_p, logvar_p of p(z | previous frame, next pose)   (--prior learned)
     fusion         [F, L, z]        -> (B, D_out_dim, h, w)
     generator      fused features   -> (B, 3, H, W) frame in [0, 1]
 
@@ -24,6 +25,7 @@ What differs from the lab, and why:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -32,13 +34,45 @@ from torch import nn
 from posevae.config import ModelConfig
 from posevae.layers import DepthConvBlock, ResidualBlock, downsample2x, upsample2x
 
-LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0
+LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0  # symmetric: the soft bound is LOGVAR_MAX * tanh(x / LOGVAR_MAX)
+
+
+RandomSource = torch.Generator | Sequence[torch.Generator] | None  # one generator, or one per batch row
 
 
 class StepOutput(NamedTuple):
     frame: torch.Tensor  # (B, 3, H, W) predicted frame in [0, 1]
     mu: torch.Tensor | None  # (B, N_dim, h, w) posterior mean; None when z came from the prior
     logvar: torch.Tensor | None  # (B, N_dim, h, w) posterior log-variance, clamped to [-10, 10]
+    prior_mu: torch.Tensor | None = None  # (B, N_dim, h, w) learned prior's mean; None with the fixed prior
+    prior_logvar: torch.Tensor | None = None  # learned prior's log-variance, clamped to [-10, 10]
+
+
+def standard_normal(shape: tuple[int, ...], like: torch.Tensor, generator: RandomSource = None) -> torch.Tensor:
+    """N(0, I) noise of ``shape`` with ``like``'s device and dtype.
+
+    ``generator`` may be a list with one generator per batch row: row i is then drawn from generator i
+    alone, so a sequence's samples do not depend on what else is in the batch.
+    """
+    if isinstance(generator, Sequence):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.cat([torch.randn((1, *shape[1:]), device=like.device, dtype=like.dtype, generator=g)
+                          for g in generator])
+    return torch.randn(shape, device=like.device, dtype=like.dtype, generator=generator)
+
+
+def _finite_gaussian(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """NaN/Inf -> finite values; logvar softly bounded to (LOGVAR_MIN, LOGVAR_MAX) (exp cannot overflow).
+
+    The bound is 10 * tanh(logvar / 10), not a hard clamp: a clamped logvar gets no gradient, so once one
+    drifted past 10 (it does while beta = 0 leaves the posterior unchecked) it stayed there, its noise
+    (sigma = e^5) overflowed the generator, and every later step's gradient was NaN (measured on the demo
+    data with the learned prior). With tanh the gradient never vanishes, so the variance can come back.
+    """
+    mu = torch.nan_to_num(mu, nan=0.0, posinf=0.0, neginf=0.0)
+    logvar = torch.nan_to_num(logvar, nan=0.0, posinf=LOGVAR_MAX, neginf=LOGVAR_MIN)
+    return mu, LOGVAR_MAX * torch.tanh(logvar / LOGVAR_MAX)
 
 
 def _n_halvings(downsample: int) -> int:
@@ -84,7 +118,7 @@ class PoseEncoder(nn.Module):
         return self.net(pose)
 
 
-class GaussianPosterior(nn.Module):
+class GaussianPredictor(nn.Module):
     """[F, L] -> (mu, logvar) of N channels: Res(F+L, N/4) DCB Res(N/4, N/2) DCB Res(N/2, N) Conv1x1(N, 2N)."""
 
     def __init__(self, in_ch: int, latent_ch: int) -> None:
@@ -162,7 +196,9 @@ class PoseVAE(nn.Module):
         c = config
         self.frame_encoder = FrameEncoder(c.F_dim, c.downsample)
         self.pose_encoder = PoseEncoder(c.L_dim, c.downsample)
-        self.posterior = GaussianPosterior(c.F_dim + c.L_dim, c.N_dim)
+        self.posterior = GaussianPredictor(c.F_dim + c.L_dim, c.N_dim)  # q(z | next frame, next pose)
+        # p(z | previous frame, next pose); absent with the fixed N(0, I) prior (the lab's parameters exactly)
+        self.prior = GaussianPredictor(c.F_dim + c.L_dim, c.N_dim) if c.prior == "learned" else None
         self.fusion = DecoderFusion(c.F_dim + c.L_dim + c.N_dim, c.D_out_dim)
         self.generator = Generator(c.D_out_dim, c.downsample, c.frame_skip)
 
@@ -179,40 +215,40 @@ class PoseVAE(nn.Module):
         *,
         noise_scale: float = 1.0,
         z_mode: str = "sample",
-        generator: torch.Generator | None = None,
+        generator: RandomSource = None,
     ) -> StepOutput:
         """One step. prev_frame, next_pose, next_frame: (B, 3, H, W) floats in [0, 1].
 
         With ``next_frame`` the latent comes from the posterior q(z | next frame, next pose) and mu/logvar
-        are returned; without it, from the prior N(0, noise_scale^2 I). ``z_mode`` "mean" uses z = mu
-        (posterior) or z = 0 (prior) instead of a sample. The previous frame's features are detached, as in
-        the lab's training step: the frame encoder learns through the posterior path, and every time step
-        is a graph of its own (so a backward per step equals one backward per clip).
+        are returned; without it, from the prior: N(0, noise_scale^2 I) (fixed) or
+        N(mu_p, (noise_scale * sigma_p)^2) (learned). ``z_mode`` "mean" uses the mean (mu, 0 or mu_p)
+        instead of a sample. A learned prior's mu_p/logvar_p are returned in both cases (training needs
+        them for KL(q || p)). The previous frame's features are detached, as in the lab's training step:
+        the frame encoder learns through the posterior path, and every time step is a graph of its own (so
+        a backward per step equals one backward per clip). ``generator``: one, or one per batch row.
         """
         prev_feat = self.frame_encoder(prev_frame).detach()  # (B, F, h, w)
         pose_feat = self.pose_encoder(next_pose)  # (B, L, h, w)
-        mu = logvar = None
+        mu = logvar = prior_mu = prior_logvar = None
+        if self.prior is not None:
+            prior_mu, prior_logvar = _finite_gaussian(*self.prior(prev_feat, pose_feat))
         if next_frame is not None:
-            mu, logvar = self.posterior(self.frame_encoder(next_frame), pose_feat)
-            mu = torch.nan_to_num(mu, nan=0.0, posinf=0.0, neginf=0.0)
-            logvar = torch.nan_to_num(logvar, nan=0.0, posinf=LOGVAR_MAX, neginf=LOGVAR_MIN)
-            logvar = logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
-            if z_mode == "mean":
-                z = mu
-            else:
-                eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
-                z = mu + torch.exp(0.5 * logvar) * eps
+            mu, logvar = _finite_gaussian(*self.posterior(self.frame_encoder(next_frame), pose_feat))
+            center, scale_logvar, scale = mu, logvar, 1.0
+        elif prior_mu is not None:
+            center, scale_logvar, scale = prior_mu, prior_logvar, noise_scale
         else:
-            shape = (prev_frame.shape[0], *self.latent_shape)
-            if z_mode == "mean":
-                z = pose_feat.new_zeros(shape)
-            else:
-                z = noise_scale * torch.randn(shape, device=pose_feat.device, dtype=pose_feat.dtype,
-                                              generator=generator)
+            center, scale_logvar, scale = None, None, noise_scale
+        shape = (prev_frame.shape[0], *self.latent_shape)
+        if z_mode == "mean":
+            z = center if center is not None else pose_feat.new_zeros(shape)
+        else:
+            eps = standard_normal(shape, center if center is not None else pose_feat, generator)
+            z = scale * eps if center is None else center + scale * torch.exp(0.5 * scale_logvar) * eps
         fused = self.fusion(prev_feat, pose_feat, z.to(pose_feat.dtype))
         frame = self.generator(fused, prev_frame)
         frame = torch.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
-        return StepOutput(frame, mu, logvar)
+        return StepOutput(frame, mu, logvar, prior_mu, prior_logvar)
 
 
 def count_parameters(model: nn.Module) -> int:

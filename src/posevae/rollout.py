@@ -3,7 +3,7 @@
 A rollout walks the sequence one step at a time. At step t the model predicts frame t from the previous
 frame and pose t; the previous frame is the ground truth (teacher forcing) or the model's own detached
 prediction. The latent comes from the posterior q(z | frame t, pose t) when ``use_posterior`` (training,
-and the validation loss) or from the prior N(0, noise_scale^2 I) (generation). ``on_step`` sees every
+and the validation loss) or from the prior, N(0, noise_scale^2 I) or the learned one (generation). ``on_step`` sees every
 :class:`~posevae.model.StepOutput`: training computes the loss and calls backward there.
 """
 
@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 import torch
 from torch import nn
 
-from posevae.model import PoseVAE, StepOutput
+from posevae.model import PoseVAE, RandomSource, StepOutput
 
 
 def to_unit_float(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
@@ -44,7 +44,7 @@ def rollout(
     teacher_forcing: bool = False,
     noise_scale: float = 1.0,
     z_mode: str = "sample",
-    generator: torch.Generator | None = None,
+    generator: RandomSource = None,
     on_step: Callable[[int, StepOutput], None] | None = None,
     autocast: Callable[[], AbstractContextManager] | None = None,
 ) -> torch.Tensor:
@@ -85,10 +85,30 @@ def generate(
     *,
     noise_scale: float = 0.5,
     z_mode: str = "sample",
-    generator: torch.Generator | None = None,
+    generator: RandomSource = None,
     autocast: Callable[[], AbstractContextManager] | None = None,
+    on_step: Callable[[int, StepOutput], None] | None = None,
 ) -> torch.Tensor:
     """Test-time rollout from the prior, in eval mode and inference mode: (B,3,H,W), (B,T,3,H,W) -> (B,T,3,H,W)."""
     with evaluating(model), torch.inference_mode():
         return rollout(model, first_frame, poses, noise_scale=noise_scale, z_mode=z_mode, generator=generator,
-                       autocast=autocast)
+                       autocast=autocast, on_step=on_step)
+
+
+def reconstruct(
+    model: PoseVAE,
+    first_frame: torch.Tensor,
+    poses: torch.Tensor,
+    truth: torch.Tensor,
+    *,
+    autocast: Callable[[], AbstractContextManager] | None = None,
+    on_step: Callable[[int, StepOutput], None] | None = None,
+) -> torch.Tensor:
+    """The posterior's upper bound: an autoregressive rollout with z = the posterior mean of the true frames.
+
+    Only the latent sees the truth (the previous frame is the model's own), so this is what the model
+    could generate if its prior guessed the latent perfectly. Shapes as :func:`generate`, plus truth.
+    """
+    with evaluating(model), torch.inference_mode():
+        return rollout(model, first_frame, poses, truth=truth, use_posterior=True, z_mode="mean",
+                       autocast=autocast, on_step=on_step)

@@ -40,7 +40,7 @@ from posevae.checkpoint import Checkpoint, atomic_write_text, load_checkpoint, s
 from posevae.config import RunConfig, config_diff
 from posevae.data.lab import ClipDataset, Video, load_val_video, load_video
 from posevae.errors import UserError
-from posevae.losses import kl_to_standard_normal, reconstruction_mse
+from posevae.losses import reconstruction_mse, step_kl
 from posevae.metrics import psnr
 from posevae.model import PoseVAE
 from posevae.rollout import evaluating, rollout, to_unit_float
@@ -117,7 +117,7 @@ def train_clip(
     def on_step(t: int, out) -> None:
         nonlocal finite
         mse = reconstruction_mse(out.frame, frames[:, t])
-        kl = kl_to_standard_normal(out.mu, out.logvar, kl_norm)
+        kl = step_kl(out, kl_norm)
         loss = mse + beta * kl
         ok = bool(torch.isfinite(loss))
         finite = finite and ok
@@ -160,7 +160,7 @@ def evaluate_video(
 ) -> dict[str, Any]:
     """Fully autoregressive validation over the whole video.
 
-    val_psnr (and the per-frame curve) comes from a rollout with z from the prior N(0, noise_scale^2 I),
+    val_psnr (and the per-frame curve) comes from a rollout with z from the prior (noise scaled by noise_scale),
     exactly as at test time. val_mse / val_kl / val_loss come from a second autoregressive rollout with z
     from the posterior of the true frames (the KL needs it); its PSNR is val_psnr_posterior.
     """
@@ -170,7 +170,7 @@ def evaluate_video(
 
     def on_step(t: int, out) -> None:
         sums["mse"] += reconstruction_mse(out.frame, frames[:, t]).item()
-        sums["kl"] += kl_to_standard_normal(out.mu, out.logvar, kl_norm).item()
+        sums["kl"] += step_kl(out, kl_norm).item()
 
     with evaluating(model), torch.inference_mode():
         gen = torch.Generator(device).manual_seed(seed)
@@ -357,10 +357,12 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
                     skipped += 1
                     bad_in_a_row += 1
                     if bad_in_a_row >= t.max_bad_steps:
+                        kept = (f"The last good checkpoint {run.last} is intact" if run.last.exists() or not main
+                                else "No epoch finished, so no checkpoint was written")
                         raise TrainingDiverged(
                             f"Training diverged: {bad_in_a_row} non-finite losses in a row in epoch {epoch + 1}. "
-                            f"The last good checkpoint {run.last} is intact; lower --lr (now {t.lr}) or "
-                            f"--grad_clip, or check the data, then resume or restart.")
+                            f"{kept}; lower --lr (now {t.lr}) or --grad_clip, or check the data, then resume or "
+                            "restart.")
                     continue
                 bad_in_a_row = 0
                 optimizer.step()
