@@ -280,3 +280,94 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="CUDA"):
             resolve_device("cuda")
+
+
+@pytest.fixture(scope="module")
+def multi_run(setup):
+    ckpt, DR, truths, root = setup
+    out = root / "multi"
+    summary = generate_mod.test_run(ckpt, DR, out, seed=3, device="cpu", progress=False, write_frames=False,
+                                    samples=4, noise_scale=1.0)
+    return out, summary
+
+
+def _sample_rollouts(setup, n: int) -> list[torch.Tensor]:
+    """The n rollouts of sequence 0 that --samples n draws, regenerated one by one with their seeds."""
+    ckpt, DR, _, _ = setup
+    from posevae.checkpoint import load_checkpoint
+    from posevae.data.lab import load_test_sequences
+    from posevae.rollout import generate
+
+    checkpoint = load_checkpoint(ckpt)
+    model = generate_mod.model_from_checkpoint(checkpoint, ckpt, torch.device("cpu"))
+    seq = load_test_sequences(DR, H, W)[0]
+    first, poses = seq.first_frame[None].float() / 255, seq.labels[None].float() / 255
+    return [to_uint8(generate(model, first, poses, noise_scale=1.0, generator=torch.Generator().manual_seed(
+        3 + 0 + k * generate_mod.SAMPLE_SEED_STRIDE))[0]) for k in range(n)]
+
+
+def test_samples_are_distinct_and_best_of_n_is_at_least_their_mean(setup, multi_run):
+    _, _, truths, _ = setup
+    out, summary = multi_run
+    multi = summary["multi_sample"]
+    assert multi["samples"] == 4
+    rollouts = _sample_rollouts(setup, 4)
+    for a in range(4):
+        for b in range(a + 1, 4):
+            assert not torch.equal(rollouts[a][1:], rollouts[b][1:])
+    truth = torch.from_numpy(truths["0"])
+    ssims = [float(ssim(r[1:].float() / 255, truth[1:].float() / 255).mean()) for r in rollouts]
+    psnrs = [float(psnr(r[1:].float() / 255, truth[1:].float() / 255).mean()) for r in rollouts]
+    entry = multi["sequences"]["0"]
+    # the batched rollouts are the ones drawn alone with each sample's seed (up to float rounding)
+    assert entry["mean_of_n"]["ssim"] == pytest.approx(np.mean(ssims), abs=1e-4)
+    assert entry["mean_of_n"]["psnr"] == pytest.approx(np.mean(psnrs), abs=1e-3)
+    assert entry["best_of_n"]["sample"] == int(np.argmax(ssims))
+    assert entry["best_of_n"]["ssim"] == pytest.approx(max(ssims), abs=1e-4)
+    assert entry["best_of_n"]["ssim"] >= entry["mean_of_n"]["ssim"]
+    assert entry["best_psnr_of_n"]["psnr"] == pytest.approx(max(psnrs), abs=1e-3)
+    assert entry["best_psnr_of_n"]["psnr"] >= entry["mean_of_n"]["psnr"]
+    assert entry["best_psnr_of_n"]["psnr"] >= entry["best_of_n"]["psnr"]
+    # sample 0 is what the submission holds, and what a single run with the same seed writes
+    assert entry["mean_of_n"]["psnr"] != pytest.approx(summary["sequences"]["0"]["psnr"])
+    rows = _read_submission(out / "submission.csv")[1][:, 1:].reshape(N_SEQ, N_FRAMES, 3, H, W)
+    np.testing.assert_array_equal(rows[0], rollouts[0].numpy())
+    single = _run(setup, "single_n1", seed=3, noise_scale=1.0)
+    assert (single / "submission.csv").read_bytes() == (out / "submission.csv").read_bytes()
+
+
+def test_samples_report_the_deterministic_rollout_and_the_posterior_bound(setup, multi_run):
+    out, summary = multi_run
+    mean_run = generate_mod.test_run(setup[0], setup[1], setup[3] / "zmean", seed=3, device="cpu", progress=False,
+                                     write_frames=False, z_mode="mean")
+    multi = summary["multi_sample"]
+    for name in ("0", "1"):
+        assert multi["sequences"][name]["deterministic"]["psnr"] == pytest.approx(
+            mean_run["sequences"][name]["psnr"], abs=1e-5)
+        assert multi["sequences"][name]["posterior"]["psnr"] != multi["sequences"][name]["deterministic"]["psnr"]
+    for kind in ("mean_of_n", "best_of_n", "deterministic", "posterior"):
+        assert multi["mean"][kind]["psnr"] == pytest.approx(
+            np.mean([multi["sequences"][n][kind]["psnr"] for n in ("0", "1")]))
+    lines = (out / "samples.csv").read_text().splitlines()
+    assert lines[0].split(",") == generate_mod.SAMPLE_COLUMNS
+    assert len(lines) == 1 + N_SEQ * (N_FRAMES - 1)
+    seq0 = np.array([[float(v) for v in line.split(",")[2:]] for line in lines[1:N_FRAMES]])
+    assert seq0[:, 0].mean() == pytest.approx(multi["sequences"]["0"]["mean_of_n"]["psnr"], abs=1e-5)
+    with Image.open(out / "samples_seq0.gif") as im:  # truth | 4 samples
+        assert im.size == ((5 * W + 4 * 2) * 8, H * 8)
+
+
+def test_samples_need_ground_truth_and_sampling(setup, tmp_path):
+    ckpt, DR, _, _ = setup
+    with pytest.raises(UserError, match="--z_mode sample"):
+        generate_mod.test_run(ckpt, DR, tmp_path / "o", samples=3, z_mode="mean", progress=False)
+    with pytest.raises(UserError, match="--samples must be >= 1"):
+        generate_mod.test_run(ckpt, DR, tmp_path / "o", samples=0, progress=False)
+    no_truth = tmp_path / "DR"
+    _make_test_layout(no_truth, ["0"])
+    for f in sorted((no_truth / "test" / "test_gt").rglob("*"), reverse=True):
+        f.unlink() if f.is_file() else f.rmdir()
+    (no_truth / "test" / "test_gt").rmdir()
+    with pytest.raises(UserError, match="ground truth"):
+        generate_mod.test_run(ckpt, no_truth, tmp_path / "o", samples=2, progress=False)
+    assert not (tmp_path / "o").exists()

@@ -1,4 +1,4 @@
-"""`posevae` command line: train | test | demo | data demo | compare | report.
+"""`posevae` command line: train | test | transfer | demo | data demo|poses | compare | report.
 
 Options are generated from the config dataclasses, so each is defined once; the lab's flag names
 (``--DR``, ``--save_root``, ``--kl_anneal_type``, ``--F_dim`` ...) are the option names, and each also has a
@@ -41,7 +41,8 @@ HELP = {
     "max_bad_steps": "stop after this many non-finite losses in a row",
     "device": "auto (CUDA when present), cpu, cuda, cuda:N",
     "precision": "auto = bf16 autocast on CUDA and on CPUs with AMX, else fp32",
-    "noise_scale": "test-time latent z ~ N(0, noise_scale^2 I)",
+    "noise_scale": "test-time latent noise: z ~ N(0, s^2 I), or N(mu_p, (s sigma_p)^2) with the learned prior",
+    "prior": "N(0, I) as in the lab (fixed), or p(z | previous frame, pose) learned as in SVG-LP",
     "log_wandb": "also log to Weights & Biases (needs `pip install wandb`)",
 }
 
@@ -128,12 +129,19 @@ def _test(args: argparse.Namespace) -> None:
 
     summary = test_run(args.ckpt, args.DR, args.out, noise_scale=args.noise_scale, seed=args.seed,
                        device=args.device, z_mode=args.z_mode, progress=not args.quiet,
-                       num_frames=args.num_frames)
+                       num_frames=args.num_frames, samples=args.samples)
     print(f"Wrote {args.out}/submission.csv, GIFs and frames for {len(summary.get('sequences', {})) or 'all'} "
           "test sequences.")
     if "mean_psnr" in summary:
         print(f"Test PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} (repeat-the-first-frame "
               f"baseline {summary['mean_baseline_psnr']:.2f} dB); per frame in {args.out}/scores.csv.")
+    if "multi_sample" in summary:
+        multi = summary["multi_sample"]
+        print(f"{multi['samples']} samples per sequence (per frame in {args.out}/samples.csv):")
+        for kind, label in (("mean_of_n", "mean of N"), ("best_of_n", "best of N (by SSIM)"),
+                            ("deterministic", "deterministic (prior mean)"), ("posterior", "posterior bound")):
+            m = multi["mean"][kind]
+            print(f"  {label:<28} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}")
 
 
 def _data_demo(args: argparse.Namespace) -> None:
@@ -148,7 +156,7 @@ def _demo(args: argparse.Namespace) -> None:
     from posevae.demo_job import run_demo
 
     overrides = {"num_epoch": args.epochs} if args.epochs else {}
-    run_demo(out=args.out, data=args.data, device=args.device, progress=not args.quiet, **overrides)
+    run_demo(out=args.out, data=args.data, device=args.device, progress=not args.quiet, prior=args.prior, **overrides)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -176,6 +184,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="sample z from the prior, or use its mean (deterministic)")
     p.add_argument("--num_frames", "--num-frames", type=int, default=None,
                    help="generate only the first N frames of each sequence (default: all its poses)")
+    p.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="also draw N samples per sequence and score mean-of-N, best-of-N (by SSIM), the "
+                        "deterministic rollout and the posterior bound (samples.csv); needs ground truth")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_test)
@@ -184,6 +195,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     p.add_argument("--data", default="data/demo", help="demo dataset folder, rendered if missing")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's budget, ~8 min)")
+    p.add_argument("--prior", choices=["fixed", "learned"], default="fixed",
+                   help="latent prior: N(0, I) as in the lab, or learned from the previous frame and pose")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demo)
@@ -200,6 +213,10 @@ def make_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_data_demo)
 
     from posevae.cli_report import add_report_commands
+    from posevae.cli_transfer import add_data_poses_command, add_transfer_command
+
+    add_data_poses_command(data_sub)
+    add_transfer_command(sub)
 
     add_report_commands(sub)
     return parser

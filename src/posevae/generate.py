@@ -10,6 +10,8 @@ N(0, noise_scale^2 I)). :func:`test_run` writes, under ``out`` only::
     seq<i>/frames/<k>.png     every predicted frame as a PNG (``write_frames``)
     compare_seq<i>.gif        prediction | truth, side by side      (only with DR/test/test_gt/<i>)
     scores.csv                per-frame PSNR / SSIM, frames 1..N-1  (only with ground truth)
+    samples.csv               with --samples N: per-frame mean-of-N, best-of-N, deterministic and
+                              posterior-bound PSNR / SSIM; samples_seq<i>.gif: truth | sample 0 .. N-1
     summary.json              per-sequence and mean PSNR / SSIM, the repeat-the-first-frame baseline,
                               and how the frames were made (checkpoint, noise_scale, seed)
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from dataclasses import dataclass
 import io
 import json
 import math
@@ -37,12 +40,14 @@ from posevae.checkpoint import Checkpoint, atomic_write, atomic_write_text, load
 from posevae.data.lab import TestSequence, load_test_sequences
 from posevae.device import resolve_device
 from posevae.errors import UserError
-from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, to_uint8
+from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, tile, to_uint8
 from posevae.metrics import psnr, ssim
 from posevae.model import PoseVAE
-from posevae.rollout import generate, to_unit_float
+from posevae.rollout import generate, reconstruct, to_unit_float
 
 Z_MODES = ("sample", "mean")
+MAX_BATCH_ROWS = 16  # rollouts generated together (sequences x samples); bounds the memory of the frames
+SAMPLE_SEED_STRIDE = 1_000_003  # sample k of a sequence is seeded with the sequence's seed + k * this
 GIF_FPS = 20
 GIF_MIN_HEIGHT = 128  # GIFs are upscaled (nearest neighbour) to at least this many pixels high
 
@@ -101,7 +106,7 @@ def _sequence_seed(seed: int, name: str, position: int) -> int:
     return seed + (int(name) if name.isdigit() else position)
 
 
-def _prepare_out(out: Path) -> Path:
+def prepare_out(out: Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)
@@ -131,12 +136,86 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(sum(values) / len(values)) if values else None
 
 
-def _scores_csv(rows: list[tuple[str, int, float, float, float]]) -> str:
+@dataclass(frozen=True)
+class _Job:
+    """One rollout to generate: a first frame, its poses, the truth (for the posterior) and its own seed."""
+
+    first: torch.Tensor  # (3, H, W) uint8
+    poses: torch.Tensor  # (N, 3, H, W) uint8
+    truth: torch.Tensor | None  # (N, 3, H, W) uint8
+    seed: int
+
+
+def _roll_out(model: PoseVAE, jobs: list[_Job], *, device: torch.device, noise_scale: float, z_mode: str,
+              posterior: bool = False, bar: tqdm | None = None) -> list[torch.Tensor]:
+    """Every job's frames, uint8 (N, 3, H, W) on the CPU; jobs of equal length run together in batches.
+
+    Each batch row draws its latents from its own generator (seeded by its job), so a job's frames are the
+    same whatever else is in its batch, up to float rounding in the batched convolutions. ``posterior``:
+    z = the posterior mean of the job's true frames (:func:`posevae.rollout.reconstruct`).
+    """
+    results: list[torch.Tensor | None] = [None] * len(jobs)
+    by_length: dict[int, list[int]] = {}
+    for i, job in enumerate(jobs):
+        by_length.setdefault(job.poses.shape[0], []).append(i)
+    for indices in by_length.values():
+        for start in range(0, len(indices), MAX_BATCH_ROWS):
+            part = indices[start:start + MAX_BATCH_ROWS]
+            first = to_unit_float(torch.stack([jobs[i].first for i in part]), device)
+            poses = to_unit_float(torch.stack([jobs[i].poses for i in part]), device)
+            on_step = (lambda t, out, n=len(part): bar.update(n)) if bar is not None else None
+            if posterior:
+                truth = to_unit_float(torch.stack([jobs[i].truth for i in part]), device)
+                frames = reconstruct(model, first, poses, truth, on_step=on_step)
+            else:
+                gens = [torch.Generator(device=device).manual_seed(jobs[i].seed) for i in part]
+                frames = generate(model, first, poses, noise_scale=noise_scale, z_mode=z_mode, generator=gens,
+                                  on_step=on_step)
+            frames_u8 = to_uint8(frames).cpu()
+            for row, i in enumerate(part):
+                frames_u8[row, 0] = jobs[i].first  # the given frame, bit for bit
+                results[i] = frames_u8[row]
+    return results  # type: ignore[return-value]
+
+
+def _frame_scores(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (..., N, 3, H, W) and truth (N, 3, H, W) -> PSNR and SSIM of frames 1..N-1, (..., N-1) each."""
+    p, t = pred[..., 1:, :, :, :].float().div(255.0), truth[1:].float().div(255.0)
+    t = t.expand_as(p)
+    return psnr(p, t), ssim(p, t)
+
+
+def _multi_sample_scores(name: str, samples: torch.Tensor, deterministic: torch.Tensor, posterior: torch.Tensor,
+                         truth: torch.Tensor) -> tuple[dict[str, Any], list[list[Any]]]:
+    """SVG's protocol for one sequence: mean over the N samples, the best sample by mean SSIM, the
+    deterministic rollout (z = the prior's mean) and the posterior's upper bound; per sequence and per frame.
+    """
+    s_psnr, s_ssim = _frame_scores(samples, truth)  # (S, N-1)
+    best = int(s_ssim.mean(dim=1).argmax())
+    curves = {
+        "mean_of_n": (s_psnr.mean(dim=0), s_ssim.mean(dim=0)),
+        "best_of_n": (s_psnr[best], s_ssim[best]),
+        "deterministic": _frame_scores(deterministic, truth),
+        "posterior": _frame_scores(posterior, truth),
+    }
+    entry: dict[str, Any] = {k: {"psnr": float(p.mean()), "ssim": float(q.mean())} for k, (p, q) in curves.items()}
+    entry["best_of_n"]["sample"] = best
+    # the best sample by SSIM need not have the best PSNR: the best PSNR of any sample, for reference
+    entry["best_psnr_of_n"] = {"psnr": float(s_psnr.mean(dim=1).max()), "sample": int(s_psnr.mean(dim=1).argmax())}
+    rows = [[name, k + 1, *(f"{float(v[k]):.6f}" for pair in curves.values() for v in pair)]
+            for k in range(s_psnr.shape[1])]
+    return entry, rows
+
+
+SAMPLE_COLUMNS = ["sequence", "frame"] + [f"{m}_{kind}" for kind in ("mean_of_n", "best_of_n", "deterministic",
+                                                                       "posterior") for m in ("psnr", "ssim")]
+
+
+def _csv(header: list[str], rows: list[list[Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["sequence", "frame", "psnr", "ssim", "baseline_psnr"])
-    for name, k, p, s, b in rows:
-        w.writerow([name, k, f"{p:.6f}", f"{s:.6f}", f"{b:.6f}"])
+    w.writerow(header)
+    w.writerows(rows)
     return buf.getvalue()
 
 
@@ -153,12 +232,14 @@ def test_run(
     write_frames: bool = True,
     cache_dir: str | Path | None = None,
     num_frames: int | None = None,
+    samples: int | None = None,
 ) -> dict[str, Any]:
     """Generate every test sequence of ``DR`` with checkpoint ``ckpt``; write the results under ``out``.
 
-    ``noise_scale`` None uses the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean" uses z = 0 (the
-    prior's mean) instead of samples. Sequence i is drawn with its own ``torch.Generator`` seeded
-    ``seed + i`` (i = the number of its folder), so the same seed gives the same frames on the same device.
+    ``noise_scale`` None uses the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean" uses the prior's
+    mean (0, or mu_p with a learned prior) instead of samples. Sequence i is drawn with its own
+    ``torch.Generator`` seeded ``seed + i`` (i = the number of its folder), so the same seed gives the same
+    frames on the same device. Sequences of equal length are generated together in batches.
     Frame 0 of every sequence is the given first frame, unchanged.
 
     PSNR and SSIM (frames 1..N-1, per frame as in the lab, then averaged) are computed on the uint8 frames
@@ -166,11 +247,24 @@ def test_run(
     ``baseline_psnr`` is the PSNR of repeating the first frame: a model must beat it to have learned motion.
     ``num_frames`` (default: all) generates only the first ``num_frames`` frames of each sequence (frame 0
     included); a sequence with fewer poses is an error naming its folder.
+
+    ``samples`` N (multi-sample evaluation, SVG's protocol, needs ground truth for the scores): draws N
+    rollouts per sequence in one batch (sample k seeded ``seed + i + k * 1000003``; sample 0 is the one the
+    single run draws), and scores mean-of-N, best-of-N (the sample with the best mean SSIM), the
+    deterministic rollout (z = the prior's mean) and the posterior's upper bound (z = the posterior mean of
+    the true frames) per frame (``samples.csv``) and per sequence (``summary.json["multi_sample"]``).
+    submission.csv, the GIFs and scores.csv stay those of sample 0, the configured choice; ``samples_seq<i>.gif``
+    shows the truth and every sample side by side.
     ``cache_dir`` is passed to the data loader (default ``DR/.posevae_cache``); everything else is written
     under ``out``. Returns the summary (also written to ``out/summary.json``).
     """
     if z_mode not in Z_MODES:
         raise UserError(f"--z_mode must be one of {', '.join(Z_MODES)}, got {z_mode!r}.")
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples must be >= 1, got {samples}.")
+    if samples is not None and samples > 1 and z_mode == "mean":
+        raise UserError("--samples draws several latents per sequence, but --z_mode mean has only one: use "
+                        "--z_mode sample with --samples (the deterministic rollout is scored as well).")
     checkpoint = load_checkpoint(ckpt)
     cfg = checkpoint.config
     noise = cfg.sample.noise_scale if noise_scale is None else float(noise_scale)
@@ -186,20 +280,33 @@ def test_run(
     for seq in sequences:  # names become output paths (seq<name>/, pred_seq<name>.gif): never outside out
         if "/" in seq.name or os.sep in seq.name or ".." in seq.name or not seq.name:
             raise UserError(f"Test sequence name {seq.name!r} is not a plain folder name: rename its folder.")
-    out = _prepare_out(Path(out))  # after the input checks, so bad input leaves no output folder behind
+    multi = samples is not None
+    n_samples = samples or 1
+    if multi and any(seq.truth is None for seq in sequences):
+        missing = next(seq for seq in sequences if seq.truth is None)
+        raise UserError(f"--samples scores the samples against the true frames, but test sequence {missing.name} "
+                        f"has none (DR/test/test_gt/{missing.name}): add the ground truth or drop --samples.")
+    out = prepare_out(Path(out))  # after the input checks, so bad input leaves no output folder behind
     gif_scale = max(1, math.ceil(GIF_MIN_HEIGHT / H))
 
+    jobs = [_Job(seq.first_frame, seq.labels, seq.truth, _sequence_seed(seed, seq.name, pos) + k * SAMPLE_SEED_STRIDE)
+            for pos, seq in enumerate(sequences) for k in range(n_samples)]
+    once = jobs[::n_samples]
+    steps = sum(job.poses.shape[0] - 1 for job in jobs) + (2 * sum(j.poses.shape[0] - 1 for j in once) if multi else 0)
+    with tqdm(total=steps, desc="generating", unit="frame", disable=not progress) as bar:
+        generated = _roll_out(model, jobs, device=dev, noise_scale=noise, z_mode=z_mode, bar=bar)
+        if multi:
+            deterministic = _roll_out(model, once, device=dev, noise_scale=noise, z_mode="mean", bar=bar)
+            posterior = _roll_out(model, once, device=dev, noise_scale=noise, z_mode="mean", posterior=True, bar=bar)
+
     predictions: list[torch.Tensor] = []
-    score_rows: list[tuple[str, int, float, float, float]] = []
+    score_rows: list[list[Any]] = []
+    sample_rows: list[list[Any]] = []
     per_sequence: dict[str, dict[str, Any]] = {}
-    bar = tqdm(sequences, desc="generating", unit="seq", disable=not progress)
-    for position, seq in enumerate(bar):
-        gen = torch.Generator(device=dev).manual_seed(_sequence_seed(seed, seq.name, position))
-        first = to_unit_float(seq.first_frame[None], dev)  # (1, 3, H, W)
-        poses = to_unit_float(seq.labels[None], dev)  # (1, N, 3, H, W)
-        frames = generate(model, first, poses, noise_scale=noise, z_mode=z_mode, generator=gen)[0]
-        pred = to_uint8(frames).cpu()  # (N, 3, H, W): exactly what the CSV holds
-        pred[0] = seq.first_frame  # the given frame, bit for bit
+    multi_per_sequence: dict[str, dict[str, Any]] = {}
+    for position, seq in enumerate(tqdm(sequences, desc="writing", unit="seq", disable=not progress)):
+        seq_samples = generated[position * n_samples:(position + 1) * n_samples]
+        pred = seq_samples[0]  # (N, 3, H, W): exactly what the CSV holds
         predictions.append(pred)
 
         tag = f"seq{seq.name}"
@@ -211,14 +318,17 @@ def test_run(
         entry: dict[str, Any] = {"frames": int(pred.shape[0])}
         if seq.truth is not None and pred.shape[0] > 1:
             save_gif(out / f"compare_{tag}.gif", side_by_side(pred, seq.truth), fps=GIF_FPS, scale=gif_scale)
+            p, s = _frame_scores(pred, seq.truth)
             truth = seq.truth[1:].float().div(255.0)  # frames 1..N-1; frame 0 is given
-            p = psnr(pred[1:].float().div(255.0), truth)
-            s = ssim(pred[1:].float().div(255.0), truth)
             base = psnr(seq.first_frame[None].float().div(255.0).expand_as(truth), truth)  # repeat frame 0
-            score_rows += [(seq.name, k + 1, float(a), float(b), float(c))
+            score_rows += [[seq.name, k + 1, f"{a:.6f}", f"{b:.6f}", f"{c:.6f}"]
                            for k, (a, b, c) in enumerate(zip(p.tolist(), s.tolist(), base.tolist()))]
             entry.update(psnr=float(p.mean()), ssim=float(s.mean()), baseline_psnr=float(base.mean()))
-            bar.set_postfix(psnr=f"{entry['psnr']:.2f}", baseline=f"{entry['baseline_psnr']:.2f}")
+            if multi:
+                multi_per_sequence[seq.name], rows = _multi_sample_scores(
+                    seq.name, torch.stack(seq_samples), deterministic[position], posterior[position], seq.truth)
+                sample_rows += rows
+                save_gif(out / f"samples_{tag}.gif", tile([seq.truth, *seq_samples]), fps=GIF_FPS, scale=gif_scale)
         per_sequence[seq.name] = entry
 
     write_submission(out / "submission.csv", predictions)
@@ -230,14 +340,28 @@ def test_run(
         "mean_baseline_psnr": _mean([e["baseline_psnr"] for e in scored]),
         "noise_scale": noise,
         "z_mode": z_mode,
+        "prior": cfg.model.prior,
         "seed": seed,
         "checkpoint": str(Path(ckpt).resolve()),
         "device": str(dev),
     }
+    if multi_per_sequence:
+        kinds = next(iter(multi_per_sequence.values()))
+        summary["multi_sample"] = {
+            "samples": n_samples,
+            "best_of_n_by": "mean SSIM over the sequence (SVG)",
+            "mean": {k: {m: _mean([e[k][m] for e in multi_per_sequence.values()]) for m in ("psnr", "ssim")
+                         if m in kinds[k]} for k in kinds},
+            "sequences": multi_per_sequence,
+        }
     if score_rows:
-        atomic_write_text(out / "scores.csv", _scores_csv(score_rows))
+        atomic_write_text(out / "scores.csv", _csv(["sequence", "frame", "psnr", "ssim", "baseline_psnr"], score_rows))
     else:  # no ground truth: a scores.csv of an earlier run in this folder would mislead
         (out / "scores.csv").unlink(missing_ok=True)
+    if sample_rows:
+        atomic_write_text(out / "samples.csv", _csv(SAMPLE_COLUMNS, sample_rows))
+    else:
+        (out / "samples.csv").unlink(missing_ok=True)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -53,9 +53,21 @@ def side_by_side(pred: torch.Tensor, truth: torch.Tensor, gap: int = 2, gap_valu
     _check_frames(truth, "truth")
     if pred.shape != truth.shape:
         raise ValueError(f"side_by_side needs equal shapes, got {tuple(pred.shape)} and {tuple(truth.shape)}")
-    t, c, h, _ = pred.shape
-    bar = torch.full((t, c, h, gap), gap_value, dtype=torch.uint8, device=pred.device)
-    return torch.cat([pred, bar, truth.to(pred.device)], dim=3)
+    return tile([pred, truth], gap, gap_value)
+
+
+def tile(videos: list[torch.Tensor], gap: int = 2, gap_value: int = 255) -> torch.Tensor:
+    """uint8 videos (T, 3, H, W_i) -> one (T, 3, H, sum W_i + gaps), left to right, white bars between."""
+    for v in videos:
+        _check_frames(v)
+        if v.shape[:3] != videos[0].shape[:3]:
+            raise ValueError(f"tile needs equal frame counts and heights, got {[tuple(v.shape) for v in videos]}")
+    t, c, h, _ = videos[0].shape
+    bar = torch.full((t, c, h, gap), gap_value, dtype=torch.uint8, device=videos[0].device)
+    parts = [videos[0]]
+    for v in videos[1:]:
+        parts += [bar, v.to(bar.device)]
+    return torch.cat(parts, dim=3)
 
 
 def _new_dir(path: Path) -> Path:
