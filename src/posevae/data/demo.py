@@ -228,6 +228,53 @@ def _work_render(task: dict) -> int:
     return len(task["rows"])
 
 
+def _plan_render(
+    video: _Video,
+    fk: list[tuple[np.ndarray, np.ndarray]],
+    root: Path,
+    width: int,
+    height: int,
+    hide_person: bool,
+) -> list[dict]:
+    """The camera path of ``video`` from its forward kinematics ``fk`` (the :func:`_work_fk` results of its
+    chunks, in order); writes its 2D keypoints to ``root / video.kp_path`` and returns its render tasks (one
+    per chunk, for :func:`_work_render`)."""
+    kp3 = np.concatenate([r[0] for r in fk])
+    ext = np.concatenate([r[1] for r in fk])
+    pts = np.concatenate([kp3, ext], axis=1)
+    facing = np.unwrap(demo_motion.yaw_of(video.rows[:, 3:7]))
+    cam = demo_camera.plan_camera(
+        pts, video.rows[:, :3], facing, aspect=width / height, azimuth_offset=video.azimuth_offset
+    )
+    kp2d = demo_camera.project_video(kp3, cam.views, cam.proj, width, height).astype(np.float32)
+    np.save(root / video.kp_path, kp2d)
+    feet = [
+        demo_skeleton.JOINT_NAMES.index(n) for n in ("right_ankle", "left_ankle", "right_toe", "left_toe")
+    ]
+    shadow_h = np.maximum(kp3[:, feet, 1].min(axis=1) - 0.04, 0.0)
+    pelvis = demo_skeleton.JOINT_NAMES.index("pelvis")
+    shadow_xz = kp3[:, pelvis][:, [0, 2]]
+    return [
+        {
+            "root": str(root),
+            "width": width,
+            "height": height,
+            "proj": cam.proj,
+            "rows": video.rows[a:b],
+            "views": cam.views[a:b],
+            "eyes": cam.eye[a:b],
+            "targets": cam.target[a:b],
+            "kp2d": kp2d[a:b].astype(np.float64),
+            "shadow_xz": shadow_xz[a:b],
+            "shadow_h": shadow_h[a:b],
+            "img_paths": video.img_paths[a:b],
+            "label_paths": video.label_paths[a:b],
+            "hide_person": hide_person,
+        }
+        for a, b in _chunks(video.n_frames)
+    ]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # the target folder
 
@@ -372,44 +419,9 @@ def _render(
             per_video[v.key].append(res)
 
         # 2. camera paths and 2D keypoints
-        aspect = width / height
         tasks = []
         for v in videos:
-            kp3 = np.concatenate([r[0] for r in per_video[v.key]])
-            ext = np.concatenate([r[1] for r in per_video[v.key]])
-            pts = np.concatenate([kp3, ext], axis=1)
-            facing = np.unwrap(demo_motion.yaw_of(v.rows[:, 3:7]))
-            cam = demo_camera.plan_camera(
-                pts, v.rows[:, :3], facing, aspect=aspect, azimuth_offset=v.azimuth_offset
-            )
-            kp2d = demo_camera.project_video(kp3, cam.views, cam.proj, width, height).astype(np.float32)
-            np.save(tmp / v.kp_path, kp2d)
-            feet = [
-                demo_skeleton.JOINT_NAMES.index(n)
-                for n in ("right_ankle", "left_ankle", "right_toe", "left_toe")
-            ]
-            shadow_h = np.maximum(kp3[:, feet, 1].min(axis=1) - 0.04, 0.0)
-            pelvis = demo_skeleton.JOINT_NAMES.index("pelvis")
-            shadow_xz = kp3[:, pelvis][:, [0, 2]]
-            for a, b in _chunks(v.n_frames):
-                tasks.append(
-                    {
-                        "root": str(tmp),
-                        "width": width,
-                        "height": height,
-                        "proj": cam.proj,
-                        "rows": v.rows[a:b],
-                        "views": cam.views[a:b],
-                        "eyes": cam.eye[a:b],
-                        "targets": cam.target[a:b],
-                        "kp2d": kp2d[a:b].astype(np.float64),
-                        "shadow_xz": shadow_xz[a:b],
-                        "shadow_h": shadow_h[a:b],
-                        "img_paths": v.img_paths[a:b],
-                        "label_paths": v.label_paths[a:b],
-                        "hide_person": hide_person,
-                    }
-                )
+            tasks += _plan_render(v, per_video[v.key], tmp, width, height, hide_person)
 
         # 3. render and write
         with tqdm(total=total, desc="rendering demo dataset", unit="frame", disable=not progress) as bar:
