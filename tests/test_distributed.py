@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import torch.distributed as dist
 
 from tests.synthetic import make_lab_dataset
@@ -51,3 +52,39 @@ def test_a_user_error_stops_every_rank(tmp_path):
     assert result.returncode != 0
     assert "--batch_size is per process" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_under_torchrun_continues_exactly(tmp_path):
+    """A 2-process run resumed from the checkpoint of its first epoch ends where the uninterrupted run ends.
+
+    The interrupted run is made from the uninterrupted one: what a run killed during epoch 2 leaves behind
+    is the checkpoint of epoch 1 (epoch_1.safetensors, written as last.safetensors at the time).
+    """
+    import shutil
+
+    from safetensors.torch import load_file
+
+    dataset = make_lab_dataset(tmp_path / "data", n_train=48, n_val=10)
+    full, hashes = tmp_path / "full", tmp_path / "hashes_full"
+    result = torchrun_train(dataset, full, hashes, "--per_save", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    shutil.copy(cut / "checkpoints" / "epoch_1.safetensors", cut / "checkpoints" / "last.safetensors")
+    (cut / "checkpoints" / "epoch_2.safetensors").unlink()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "POSEVAE_DEBUG_WEIGHT_HASH_DIR": str(tmp_path / "hashes_cut")}
+    resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+                              "-m", "posevae", "train", "--resume", str(cut), "--quiet"],
+                             env=env, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert resumed.stdout.count("Trained 2 epochs") == 1
+
+    # both ranks replay epoch 2's steps with the weights of the uninterrupted run
+    full_hashes = (hashes / "rank0.txt").read_text().splitlines()
+    for rank in (0, 1):
+        assert (tmp_path / "hashes_cut" / f"rank{rank}.txt").read_text().splitlines() == full_hashes[2:]
+    a, b = load_file(str(full / "checkpoints" / "last.safetensors")), load_file(str(cut / "checkpoints" / "last.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with open(cut / "metrics.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]

@@ -50,8 +50,8 @@ METRIC_COLUMNS = [
     "epoch", "loss", "mse", "kl", "beta", "tfr", "teacher_forcing", "lr",
     "val_psnr", "val_psnr_posterior", "val_mse", "val_kl", "val_loss", "skipped_steps", "seconds",
 ]
-# Keys of the config that may differ when resuming (they do not change the numbers).
-RESUMABLE_CHANGES = {"train.device", "data.num_workers", "data.cache_dir", "data.DR"}
+# Keys of the config that may differ when resuming (they do not change the numbers; a run folder may move).
+RESUMABLE_CHANGES = {"train.device", "data.num_workers", "data.cache_dir", "data.DR", "train.save_root"}
 
 
 class TrainingDiverged(UserError):
