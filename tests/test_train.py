@@ -164,3 +164,26 @@ def test_wandb_logs_every_epoch_when_asked_and_says_how_to_install_it(dataset, t
     monkeypatch.setitem(sys.modules, "wandb", None)  # import fails
     with pytest.raises(UserError, match="pip install wandb"):
         train(tiny_run(dataset, tmp_path / "other", num_epoch=2, log_wandb=True), progress=False)
+
+
+def test_compile_trains_the_compiled_model_and_saves_plain_weights(dataset, tmp_path, monkeypatch):
+    """--compile: the training forward goes through torch.compile (here dynamo with the eager backend, to
+    keep the test fast; the default inductor backend is for GPUs), with the same losses as eager, and the
+    checkpoint holds the model's own parameter names (no _orig_mod. prefix), so it loads anywhere."""
+    real_compile = torch.compile
+    compiled = []
+
+    def compile_eager(model, **kwargs):
+        compiled.append(model)
+        return real_compile(model, backend="eager", **kwargs)
+
+    monkeypatch.setattr(torch, "compile", compile_eager)
+    train(tiny_run(dataset, tmp_path / "compiled", num_epoch=2, compile=True), progress=False)
+    train(tiny_run(dataset, tmp_path / "eager", num_epoch=2), progress=False)
+    assert len(compiled) == 1
+    a, b = rows(tmp_path / "compiled"), rows(tmp_path / "eager")
+    for row_a, row_b in zip(a, b, strict=True):
+        for key in ("loss", "mse", "kl", "val_psnr"):
+            assert float(row_a[key]) == pytest.approx(float(row_b[key]), rel=1e-4), key
+    state = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "last.safetensors").model_state
+    assert state.keys() == load_checkpoint(tmp_path / "eager" / "checkpoints" / "last.safetensors").model_state.keys()

@@ -44,6 +44,7 @@ HELP = {
     "noise_scale": "test-time latent noise: z ~ N(0, s^2 I), or N(mu_p, (s sigma_p)^2) with the learned prior",
     "prior": "N(0, I) as in the lab (fixed), or p(z | previous frame, pose) learned as in SVG-LP",
     "log_wandb": "also log to Weights & Biases (needs `pip install wandb`)",
+    "compile": "torch.compile the model for training (pays off on GPUs; slower than eager on the CPUs measured)",
 }
 
 

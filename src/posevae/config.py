@@ -118,6 +118,7 @@ class TrainConfig:
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool = True
+    compile: bool = False  # torch.compile the model for training (for GPUs; on CPUs it measured slower)
     val_every: int = 1
     log_wandb: bool = False
 

@@ -305,10 +305,10 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
         net.load_state_dict(ckpt.model_state)
         optimizer.load_state_dict(ckpt.optimizer_state)
         scheduler.load_state_dict(ckpt.train_state["scheduler"])
-    # net: the model itself (validation, checkpoints); model: what trains (DDP-wrapped under torchrun)
-    model = net
+    # net: the model itself (validation, checkpoints); model: what trains (compiled, DDP-wrapped under torchrun)
+    model = torch.compile(net) if t.compile else net
     if world > 1:
-        model = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+        model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     if main:
         atomic_write_text(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
     autocast = lambda: autocast_for(device, t.precision)  # noqa: E731
