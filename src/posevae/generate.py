@@ -50,6 +50,7 @@ MAX_BATCH_ROWS = 16  # rollouts generated together (sequences x samples); bounds
 SAMPLE_SEED_STRIDE = 1_000_003  # sample k of a sequence is seeded with the sequence's seed + k * this
 GIF_FPS = 20
 GIF_MIN_HEIGHT = 128  # GIFs are upscaled (nearest neighbour) to at least this many pixels high
+SAMPLES_GIF_WIDTH = 1280  # samples_seq<i>.gif (truth | N samples) is upscaled less, to stay this narrow
 
 _CELL = [str(v) for v in range(256)]  # uint8 value -> its CSV text
 
@@ -190,7 +191,8 @@ def _multi_sample_scores(name: str, samples: torch.Tensor, deterministic: torch.
     """SVG's protocol for one sequence: mean over the N samples, the best sample by mean SSIM, the
     deterministic rollout (z = the prior's mean) and the posterior's upper bound; per sequence and per frame.
     """
-    s_psnr, s_ssim = _frame_scores(samples, truth)  # (S, N-1)
+    scores = [_frame_scores(sample, truth) for sample in samples]  # one at a time: SSIM works in float64
+    s_psnr, s_ssim = torch.stack([p for p, _ in scores]), torch.stack([q for _, q in scores])  # (S, N-1)
     best = int(s_ssim.mean(dim=1).argmax())
     curves = {
         "mean_of_n": (s_psnr.mean(dim=0), s_ssim.mean(dim=0)),
@@ -328,7 +330,9 @@ def test_run(
                 multi_per_sequence[seq.name], rows = _multi_sample_scores(
                     seq.name, torch.stack(seq_samples), deterministic[position], posterior[position], seq.truth)
                 sample_rows += rows
-                save_gif(out / f"samples_{tag}.gif", tile([seq.truth, *seq_samples]), fps=GIF_FPS, scale=gif_scale)
+                grid = tile([seq.truth, *seq_samples])  # at most SAMPLES_GIF_WIDTH pixels wide, for a sane file size
+                save_gif(out / f"samples_{tag}.gif", grid, fps=GIF_FPS,
+                         scale=max(1, min(gif_scale, SAMPLES_GIF_WIDTH // grid.shape[-1])))
         per_sequence[seq.name] = entry
 
     write_submission(out / "submission.csv", predictions)
