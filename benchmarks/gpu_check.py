@@ -5,12 +5,14 @@
 Meant for a lent GPU machine with nothing to download: the data are synthetic (tests/synthetic.py, 32x64 PNGs
 in the lab layout), the model is built from the repository. Prints, and writes to OUT/gpu_check.txt:
 
-1. benchmarks/throughput.py --device cuda --compile: training and generation frames/s, GFLOP/s against the
-   measured matmul roof, peak memory, for the lab and fast presets in fp32 / channels_last / bf16 / compile;
+1. benchmarks/throughput.py --device cuda: training and generation frames/s, GFLOP/s against the measured
+   matmul roof, peak memory, for the lab and fast presets in fp32 / channels_last / bf16;
 2. benchmarks/generation.py --device cuda for both presets: a 630-frame rollout against 630 bare model steps,
    and the five test sequences one by one against batched;
 3. one epoch of `posevae train` (lab preset, then fast, bf16 autocast, no DDP) on `--train-frames` frames with
-   its wall-clock time and peak GPU memory (torch.cuda.max_memory_allocated).
+   its wall-clock time and peak GPU memory (torch.cuda.max_memory_allocated);
+4. benchmarks/throughput.py --device cuda --compile-only: the torch.compile configurations, last because
+   compiling takes the longest and a lease may run out.
 """
 
 from __future__ import annotations
@@ -75,14 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "gpu_check.txt", "w") as log, contextlib.redirect_stdout(Tee(sys.stdout, log)):
         print(f"# GPU check: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}")
-        throughput.main(["--device", "cuda", "--compile"])
+        throughput.main(["--device", "cuda"])
         for preset in ("fast", "lab"):
-            generation.main(["--device", "cuda", "--preset", preset])
-            generation.main(["--device", "cuda", "--preset", preset, "--precision", "bf16"])
+            for precision in ("fp32", "bf16"):
+                generation.main(["--device", "cuda", "--preset", preset, "--precision", precision, "--repeats", "1"])
         with tempfile.TemporaryDirectory() as tmp:
             data = make_lab_dataset(Path(tmp) / "data", n_train=args.train_frames, n_val=630, n_test=1, H=32, W=64)
             for preset, batch in (("lab", 16), ("fast", 64)):
                 one_epoch(preset, data, Path(tmp) / f"run_{preset}", batch)
+        throughput.main(["--device", "cuda", "--compile-only"])
     return 0
 
 

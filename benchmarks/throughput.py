@@ -330,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                     choices=["cpu", "cuda"])
     ap.add_argument("--quick", action="store_true", help="120-frame rollouts and one timed iteration")
     ap.add_argument("--compile", action="store_true", help="add torch.compile configurations (meant for GPU)")
+    ap.add_argument("--compile-only", action="store_true",
+                    help="only the baseline and the torch.compile configurations (implies --compile)")
     ap.add_argument("--force-bf16", action="store_true", help="run bf16 even where it is not fast")
     ap.add_argument("--presets", default="lab,fast", help="comma-separated presets (default lab,fast)")
     ap.add_argument("--lab-batch", type=int, default=None, help="default 2 on CPU, 16 on CUDA")
@@ -341,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="frames of the lab-preset rollouts (default: --gen-frames on CUDA, 120 on CPU)")
     args = ap.parse_args(argv)
 
+    args.compile = args.compile or args.compile_only
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("CUDA is not available.", file=sys.stderr)
@@ -402,10 +405,12 @@ def main(argv: list[str] | None = None) -> int:
               f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
         for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
-            variants = [("fp32", torch.contiguous_format, "fp32", False),
-                        ("fp32+CL", torch.channels_last, "fp32", False)]
-            if bf16:
-                variants.append(("bf16+CL", torch.channels_last, "bf16", False))
+            variants = []
+            if not args.compile_only:
+                variants += [("fp32", torch.contiguous_format, "fp32", False),
+                             ("fp32+CL", torch.channels_last, "fp32", False)]
+                if bf16:
+                    variants.append(("bf16+CL", torch.channels_last, "bf16", False))
             if args.compile:
                 variants.append(("fp32+CL+compile", torch.channels_last, "fp32", True))
                 if bf16:

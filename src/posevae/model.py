@@ -53,13 +53,18 @@ def standard_normal(shape: tuple[int, ...], like: torch.Tensor, generator: Rando
 
     ``generator`` may be a list with one generator per batch row: row i is then drawn from generator i
     alone, so a sequence's samples do not depend on what else is in the batch.
+
+    Drawn as ``new_empty(shape).normal_()``, the same numbers as ``torch.randn(shape)``: under torch.compile
+    with a symbolic batch size (a recompile after the batch changed) ``torch.randn(shape, generator=None)``
+    fails to trace ("SymIntArrayRef expected to contain only concrete integers", torch 2.11-2.13).
     """
     if isinstance(generator, Sequence):
         if len(generator) != shape[0]:
             raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
-        return torch.cat([torch.randn((1, *shape[1:]), device=like.device, dtype=like.dtype, generator=g)
-                          for g in generator])
-    return torch.randn(shape, device=like.device, dtype=like.dtype, generator=generator)
+        return torch.cat([like.new_empty((1, *shape[1:])).normal_(generator=g) for g in generator])
+    if generator is None:
+        return like.new_empty(shape).normal_()
+    return like.new_empty(shape).normal_(generator=generator)
 
 
 def _finite_gaussian(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
