@@ -375,7 +375,7 @@ def test_second_load_reads_the_cache(DR: Path, monkeypatch: pytest.MonkeyPatch) 
     make_split(DR, "train", 10)
     first = load_video(DR, "train", H, W)  # default cache: DR/.posevae_cache
     assert (DR / DEFAULT_CACHE_NAME).is_dir()
-    monkeypatch.setattr(lab, "_decode_image", _boom)
+    monkeypatch.setattr(lab, "decode_image", _boom)
     second = load_video(DR, "train", H, W)
     assert torch.equal(first.frames, second.frames) and torch.equal(first.labels, second.labels)
     assert second.names == first.names
@@ -388,14 +388,14 @@ def test_changed_source_invalidates_the_cache(DR: Path, monkeypatch: pytest.Monk
     make_split(DR, "train", 6)
     cache = DR.parent / "cache"
     load(DR)
-    real = lab._decode_image
+    real = lab.decode_image
     calls: list[str] = []
 
     def counting(path, *a):
         calls.append(os.path.basename(path))
         return real(path, *a)
 
-    monkeypatch.setattr(lab, "_decode_image", counting)
+    monkeypatch.setattr(lab, "decode_image", counting)
     load(DR)
     assert calls == []
     # touching a file (same bytes, new mtime) invalidates

@@ -39,7 +39,7 @@ from PIL import Image, ImageSequence
 from tqdm.auto import tqdm
 
 from posevae.checkpoint import atomic_write_text, load_checkpoint
-from posevae.data.lab import _decode_all, _decode_image, _list_pngs, _warn_converted
+from posevae.data.lab import decode_image, decode_images, list_pngs, to_rgb_array, warn_converted
 from posevae.device import resolve_device
 from posevae.errors import UserError
 from posevae.generate import GIF_FPS, GIF_MIN_HEIGHT, Z_MODES, prepare_out, model_from_checkpoint
@@ -62,7 +62,7 @@ def read_first_frame(path: str | Path, frame_H: int, frame_W: int) -> torch.Tens
         raise UserError(f"First frame {path} {what}: pass --first-frame IMAGE (PNG, JPEG, ...), the frame "
                         "the generated video starts from.")
     try:
-        arr, _, _ = _decode_image(path, frame_H, frame_W)
+        arr, _, _ = decode_image(path, frame_H, frame_W)
     except UserError as err:  # the lab reader's message speaks of PNGs and frame/label partners
         cause = err.__context__
         detail = (f"{cause.__class__.__name__}: {str(cause).replace(f' {str(path)!r}', '')}"
@@ -70,14 +70,6 @@ def read_first_frame(path: str | Path, frame_H: int, frame_W: int) -> torch.Tens
         raise UserError(f"Cannot read the first frame {path} ({detail}): it is corrupt or not an image; "
                         "re-export it or pass another --first-frame (PNG, JPEG, ...).") from None
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-
-
-def _resized_rgb(image: Image.Image, frame_H: int, frame_W: int) -> np.ndarray:
-    """The lab reader's rule (:func:`posevae.data.lab._decode_image`) for an image already in memory."""
-    rgb = image.convert("RGB")
-    if rgb.size != (frame_W, frame_H):
-        rgb = rgb.resize((frame_W, frame_H), Image.BILINEAR)
-    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)  # (3, H, W)
 
 
 def _read_pose_folder(folder: Path, frame_H: int, frame_W: int, limit: int | None) -> tuple[np.ndarray, int]:
@@ -89,13 +81,13 @@ def _read_pose_folder(folder: Path, frame_H: int, frame_W: int, limit: int | Non
             raise UserError(f"The pose folder {folder} holds no PNG images{found}: put the pose images there "
                             "as PNGs named by frame number (0.png, 1.png, ...), or pass a GIF or an MP4 as "
                             "--poses.")
-        files = _list_pngs(folder, "pose images", folder)  # numeric order; other files are ignored
+        files = list_pngs(folder, "pose images", folder)  # numeric order; other files are ignored
     except OSError as err:
         raise UserError(f"Cannot list the pose folder {folder} ({err.strerror or err}): pass a folder you "
                         "can read.") from None
     chosen = files[:limit] if limit is not None else files
-    arr, converted = _decode_all([f.path for f in chosen], frame_H, frame_W, desc="decoding poses")
-    _warn_converted(converted, len(chosen), str(folder))
+    arr, converted = decode_images([f.path for f in chosen], frame_H, frame_W, desc="decoding poses")
+    warn_converted(converted, len(chosen), str(folder))
     return arr, len(files)
 
 
@@ -109,7 +101,7 @@ def _read_gif(path: Path, frame_H: int, frame_W: int, limit: int | None) -> tupl
             for k, frame in enumerate(ImageSequence.Iterator(im)):
                 if limit is not None and k >= limit:
                     break
-                frames.append(_resized_rgb(frame, frame_H, frame_W))
+                frames.append(to_rgb_array(frame, frame_H, frame_W).transpose(2, 0, 1))
     except _IMAGE_ERRORS as err:
         detail = str(err).replace(f" '{path}'", "")
         raise UserError(f"Cannot read the pose GIF {path} ({err.__class__.__name__}: {detail}): it is "
@@ -138,7 +130,7 @@ def _read_video(
                     more = True
                     break
                 image = Image.fromarray(np.frombuffer(raw, np.uint8).reshape(height, width, 3))
-                frames.append(_resized_rgb(image, frame_H, frame_W))
+                frames.append(to_rgb_array(image, frame_H, frame_W).transpose(2, 0, 1))
                 bar.update()
     except (OSError, RuntimeError, ValueError, StopIteration, KeyError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__

@@ -144,7 +144,7 @@ def _require_root(DR: Path) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Png:
+class PngFile:
     """One listed PNG. Paths are strings: pathlib costs seconds on the lab's 46,820 files."""
 
     path: str  # full path
@@ -158,7 +158,7 @@ class _Png:
         return (self.rel, self.size, self.mtime_ns)
 
 
-def _list_pngs(folder: Path, what: str, root: Path) -> list[_Png]:
+def list_pngs(folder: Path, what: str, root: Path) -> list[PngFile]:
     """The PNG files of ``folder`` in numeric order (hidden files and other files are ignored)."""
     found: dict[str, tuple[int, int]] = {}
     others = []
@@ -180,7 +180,7 @@ def _list_pngs(folder: Path, what: str, root: Path) -> list[_Png]:
         )
     base = os.fspath(folder) + os.sep
     rel_base = Path(os.path.relpath(folder, root)).as_posix() + "/"
-    return [_Png(base + n, rel_base + n, n, *found[n]) for n in _order_numerically(folder, list(found), what)]
+    return [PngFile(base + n, rel_base + n, n, *found[n]) for n in _order_numerically(folder, list(found), what)]
 
 
 def _list_subdirs(folder: Path) -> dict[str, Path]:
@@ -193,21 +193,27 @@ def _list_subdirs(folder: Path) -> dict[str, Path]:
 # -------------------------------------------------------------------------------------------- decoding
 
 
-def _decode_image(path: str | Path, frame_H: int, frame_W: int) -> tuple[np.ndarray, tuple[int, int], bool]:
+def to_rgb_array(im: Image.Image, frame_H: int, frame_W: int) -> np.ndarray:
+    """An opened image as (frame_H, frame_W, 3) uint8 RGB: any mode converted (16-bit grey scaled down, since
+    PIL's convert would clip it at 255), resized bilinearly when its size differs."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L"):
+        grey = np.asarray(im).astype(np.float32) / 257.0
+        rgb = Image.fromarray(np.clip(grey + 0.5, 0, 255).astype(np.uint8), mode="L").convert("RGB")
+    else:
+        rgb = im.convert("RGB") if im.mode != "RGB" else im
+    if rgb.size != (frame_W, frame_H):
+        rgb = rgb.resize((frame_W, frame_H), Image.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def decode_image(path: str | Path, frame_H: int, frame_W: int) -> tuple[np.ndarray, tuple[int, int], bool]:
     """Decode one PNG: ((frame_H, frame_W, 3) uint8, its size on disk as (W, H), whether it was not RGB)."""
     try:
         with Image.open(path) as im:
             im.load()  # decode now: a truncated or corrupt file fails here, not later
             size = im.size
             converted = im.mode != "RGB"
-            if im.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: PIL's convert would clip at 255
-                grey = np.asarray(im).astype(np.float32) / 257.0
-                rgb = Image.fromarray(np.clip(grey + 0.5, 0, 255).astype(np.uint8), mode="L").convert("RGB")
-            else:
-                rgb = im.convert("RGB") if converted else im
-            if rgb.size != (frame_W, frame_H):
-                rgb = rgb.resize((frame_W, frame_H), Image.BILINEAR)
-            arr = np.asarray(rgb, dtype=np.uint8)
+            arr = to_rgb_array(im, frame_H, frame_W)
     except FileNotFoundError:
         raise UserError(
             f"Image {path} disappeared while the dataset was read: is another program changing "
@@ -224,7 +230,7 @@ def _decode_image(path: str | Path, frame_H: int, frame_W: int) -> tuple[np.ndar
     return arr, size, converted
 
 
-def _decode_all(paths: list[str], frame_H: int, frame_W: int, desc: str) -> tuple[np.ndarray, int]:
+def decode_images(paths: list[str], frame_H: int, frame_W: int, desc: str) -> tuple[np.ndarray, int]:
     """Decode ``paths`` into one (n, 3, H, W) uint8 array; returns it and how many images were converted.
 
     Raises UserError when the images do not all have the size of the first one.
@@ -236,7 +242,7 @@ def _decode_all(paths: list[str], frame_H: int, frame_W: int, desc: str) -> tupl
     def work(lo_hi: tuple[int, int]) -> int:
         converted = 0
         for i in range(*lo_hi):
-            arr, sizes[i], conv = _decode_image(paths[i], frame_H, frame_W)
+            arr, sizes[i], conv = decode_image(paths[i], frame_H, frame_W)
             out[i] = arr.transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
             converted += conv
         return converted
@@ -275,7 +281,8 @@ def _decode_all(paths: list[str], frame_H: int, frame_W: int, desc: str) -> tupl
     return out, converted
 
 
-def _warn_converted(n_converted: int, n_total: int, where: str) -> None:
+def warn_converted(n_converted: int, n_total: int, where: str) -> None:
+    """One warning for a folder whose images were converted to RGB (not one per image)."""
     if n_converted:
         warnings.warn(
             f"{n_converted} of {n_total} images in {where} were not RGB (grayscale, palette or RGBA) and "
@@ -317,8 +324,8 @@ def load_video(
     lbl_dir = DR / split / f"{split}_label"
     _require_dirs([(img_dir, f"the {split} frames"), (lbl_dir, f"the {split} pose labels")])
 
-    frames = _list_pngs(img_dir, f"{split} frames", DR)
-    labels = _list_pngs(lbl_dir, f"{split} labels", DR)
+    frames = list_pngs(img_dir, f"{split} frames", DR)
+    labels = list_pngs(lbl_dir, f"{split} labels", DR)
     if not frames and not labels:
         raise UserError(f"The {split} split is empty: no PNG files in {img_dir} or {lbl_dir}. {LAYOUT_HINT}")
 
@@ -349,7 +356,7 @@ def load_video(
     converted = [0]
 
     def build() -> np.ndarray:
-        arr, converted[0] = _decode_all(
+        arr, converted[0] = decode_images(
             [p.path for p in files], frame_H, frame_W, desc=f"decoding {split} ({n} frames + {n} labels)"
         )
         return arr.reshape(2, n, 3, frame_H, frame_W)
@@ -364,7 +371,7 @@ def load_video(
         (2, n, 3, frame_H, frame_W),
         build,
     )
-    _warn_converted(converted[0], 2 * n, f"{img_dir} and {lbl_dir}")
+    warn_converted(converted[0], 2 * n, f"{img_dir} and {lbl_dir}")
     both = torch.from_numpy(arr)  # (2, N, 3, H, W), no copy
     return Video(frames=both[0], labels=both[1], names=[p.name for p in frames], source=img_dir)
 
@@ -499,22 +506,22 @@ def load_test_sequences(
     converted, decoded = [0], [0]  # over the sequences decoded in this call (not the cached ones)
     for name, lbl_dir in lbl_dirs.items():
         img_dir = img_dirs[name]
-        firsts = _list_pngs(img_dir, "first frames", DR)
+        firsts = list_pngs(img_dir, "first frames", DR)
         if not firsts:
             raise UserError(
                 f"Test sequence {name} has no first frame: {img_dir} holds no PNG. Put the "
                 "sequence's first frame there (e.g. 0.png) or remove the sequence."
             )
         first = firsts[0]  # the lowest-numbered image
-        labels = _list_pngs(lbl_dir, "test labels", DR)
+        labels = list_pngs(lbl_dir, "test labels", DR)
         if not labels:
             raise UserError(
                 f"Test sequence {name} has no poses: {lbl_dir} holds no PNG. Add the pose images "
                 "or remove the sequence."
             )
-        truth: list[_Png] = []
+        truth: list[PngFile] = []
         if name in gt_dirs:
-            truth = _list_pngs(gt_dirs[name], "ground-truth frames", DR)
+            truth = list_pngs(gt_dirs[name], "ground-truth frames", DR)
             if len(truth) != len(labels):
                 raise UserError(
                     f"Test sequence {name}: {gt_dirs[name]} has {len(truth)} ground-truth frames but "
@@ -525,7 +532,7 @@ def load_test_sequences(
         n, m = len(labels), len(truth)
 
         def build(paths: list[str] = [p.path for p in files], name: str = name) -> np.ndarray:
-            arr, c = _decode_all(paths, frame_H, frame_W, desc=f"decoding test sequence {name}")
+            arr, c = decode_images(paths, frame_H, frame_W, desc=f"decoding test sequence {name}")
             converted[0] += c
             decoded[0] += len(paths)
             return arr
@@ -551,5 +558,5 @@ def load_test_sequences(
                 label_dir=lbl_dir,
             )
         )
-    _warn_converted(converted[0], decoded[0], str(DR / "test"))
+    warn_converted(converted[0], decoded[0], str(DR / "test"))
     return sequences
