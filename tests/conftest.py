@@ -3,7 +3,6 @@ import torch
 
 from posevae.config import MODEL_PRESETS, ModelConfig
 
-
 # Tiny test models are dominated by per-op overhead: one thread is several times faster than two.
 torch.set_num_threads(1)
 

@@ -507,3 +507,16 @@ def test_random_layouts_load_in_numeric_order(n: int, formats: list[str], seed: 
         with pytest.raises(UserError, match="have no label") as e:
             load_video(DR, "train", H, W, cache_dir=Path(tmp) / "cache")
         assert victim in str(e.value)
+
+
+def test_decoding_bar_shows_for_large_splits_unless_progress_is_off(DR: Path, monkeypatch, capsys) -> None:
+    """`--quiet` (progress=False) silences the decoding bar too; otherwise it shows above the threshold."""
+    monkeypatch.setattr(lab, "PROGRESS_MIN_FILES", 4)
+    make_split(DR, "train", 6)
+    load(DR, cache_dir=DR.parent / "quiet", progress=False)
+    assert "decoding train" not in capsys.readouterr().err
+    load(DR, cache_dir=DR.parent / "loud")
+    assert "decoding train" in capsys.readouterr().err
+    make_split(DR, "val", 6)
+    load_val_video(DR, H, W, 6, cache_dir=DR.parent / "quiet", progress=False)
+    assert "decoding val" not in capsys.readouterr().err

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from dataclasses import dataclass
 import io
 import json
 import math
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +276,7 @@ def test_run(
     model = model_from_checkpoint(checkpoint, ckpt, dev)
 
     H, W = cfg.model.frame_H, cfg.model.frame_W
-    sequences: list[TestSequence] = load_test_sequences(DR, H, W, cache_dir=cache_dir)
+    sequences: list[TestSequence] = load_test_sequences(DR, H, W, cache_dir=cache_dir, progress=progress)
     if num_frames is not None:
         sequences = _first_frames(sequences, num_frames)
     for seq in sequences:  # names become output paths (seq<name>/, pred_seq<name>.gif): never outside out

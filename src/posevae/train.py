@@ -283,8 +283,10 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
             raise UserError(f"{run.root} already holds a run ({run.last}): resume it with `posevae train --resume "
                             f"{run.root}`, or choose another --save_root.")
 
-        train_video = load_video(d.DR, "train", cfg.model.frame_H, cfg.model.frame_W, d.cache_dir)
-        val_video = load_val_video(d.DR, cfg.model.frame_H, cfg.model.frame_W, d.val_vi_len, d.cache_dir)
+        train_video = load_video(d.DR, "train", cfg.model.frame_H, cfg.model.frame_W, d.cache_dir,
+                                 progress=progress)
+        val_video = load_val_video(d.DR, cfg.model.frame_H, cfg.model.frame_W, d.val_vi_len, d.cache_dir,
+                                   progress=progress)
         full_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial)
         fast_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial * d.fast_partial) if d.fast_train else None
         for clips, what in ((full_set, ""), (fast_set, " with --fast_partial")):

@@ -42,7 +42,7 @@ from posevae.checkpoint import atomic_write_text, load_checkpoint
 from posevae.data.lab import decode_image, decode_images, list_pngs, to_rgb_array, warn_converted
 from posevae.device import resolve_device
 from posevae.errors import UserError
-from posevae.generate import GIF_FPS, GIF_MIN_HEIGHT, Z_MODES, prepare_out, model_from_checkpoint
+from posevae.generate import GIF_FPS, GIF_MIN_HEIGHT, Z_MODES, model_from_checkpoint, prepare_out
 from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, to_uint8
 from posevae.rollout import generate, to_unit_float
 
@@ -72,7 +72,9 @@ def read_first_frame(path: str | Path, frame_H: int, frame_W: int) -> torch.Tens
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
-def _read_pose_folder(folder: Path, frame_H: int, frame_W: int, limit: int | None) -> tuple[np.ndarray, int]:
+def _read_pose_folder(
+    folder: Path, frame_H: int, frame_W: int, limit: int | None, progress: bool
+) -> tuple[np.ndarray, int]:
     try:
         with os.scandir(folder) as it:
             names = [e.name for e in it if e.is_file() and not e.name.startswith(".")]
@@ -86,7 +88,8 @@ def _read_pose_folder(folder: Path, frame_H: int, frame_W: int, limit: int | Non
         raise UserError(f"Cannot list the pose folder {folder} ({err.strerror or err}): pass a folder you "
                         "can read.") from None
     chosen = files[:limit] if limit is not None else files
-    arr, converted = decode_images([f.path for f in chosen], frame_H, frame_W, desc="decoding poses")
+    arr, converted = decode_images([f.path for f in chosen], frame_H, frame_W, desc="decoding poses",
+                                   progress=progress)
     warn_converted(converted, len(chosen), str(folder))
     return arr, len(files)
 
@@ -155,7 +158,7 @@ def read_poses(
     """
     path = Path(poses)
     if path.is_dir():
-        arr, total = _read_pose_folder(path, frame_H, frame_W, limit)
+        arr, total = _read_pose_folder(path, frame_H, frame_W, limit, progress)
         return torch.from_numpy(arr), total, "folder"
     if not path.exists():
         raise UserError(f"--poses {path} does not exist: pass {FOLDER_HINT}, a GIF or an MP4.")

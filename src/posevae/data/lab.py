@@ -230,8 +230,12 @@ def decode_image(path: str | Path, frame_H: int, frame_W: int) -> tuple[np.ndarr
     return arr, size, converted
 
 
-def decode_images(paths: list[str], frame_H: int, frame_W: int, desc: str) -> tuple[np.ndarray, int]:
+def decode_images(
+    paths: list[str], frame_H: int, frame_W: int, desc: str, progress: bool = True
+) -> tuple[np.ndarray, int]:
     """Decode ``paths`` into one (n, 3, H, W) uint8 array; returns it and how many images were converted.
+
+    A progress bar shows for more than PROGRESS_MIN_FILES images unless ``progress`` is False.
 
     Raises UserError when the images do not all have the size of the first one.
     """
@@ -252,7 +256,8 @@ def decode_images(paths: list[str], frame_H: int, frame_W: int, desc: str) -> tu
     workers = min(8, os.cpu_count() or 1) if n > _THREAD_MIN_FILES else 1
     t0 = time.perf_counter()
     converted = 0
-    with tqdm(total=n, desc=desc, unit="img", disable=n <= PROGRESS_MIN_FILES, leave=False) as bar:
+    with tqdm(total=n, desc=desc, unit="img", disable=not progress or n <= PROGRESS_MIN_FILES,
+              leave=False) as bar:
         if workers == 1:
             results = map(work, chunks)
             for (lo, hi), c in zip(chunks, results):
@@ -310,10 +315,12 @@ def load_video(
     frame_H: int,
     frame_W: int,
     cache_dir: str | Path | None = None,
+    progress: bool = True,
 ) -> Video:
     """Load ``DR/{split}/{split}_img`` and its labels as one :class:`Video` of uint8 (N, 3, H, W) tensors.
 
-    ``cache_dir`` (default ``DR/.posevae_cache``) holds the decoded pixels for the next call.
+    ``cache_dir`` (default ``DR/.posevae_cache``) holds the decoded pixels for the next call; ``progress``
+    False hides the decoding bar.
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -357,7 +364,8 @@ def load_video(
 
     def build() -> np.ndarray:
         arr, converted[0] = decode_images(
-            [p.path for p in files], frame_H, frame_W, desc=f"decoding {split} ({n} frames + {n} labels)"
+            [p.path for p in files], frame_H, frame_W, desc=f"decoding {split} ({n} frames + {n} labels)",
+            progress=progress,
         )
         return arr.reshape(2, n, 3, frame_H, frame_W)
 
@@ -382,9 +390,10 @@ def load_val_video(
     frame_W: int,
     val_vi_len: int,
     cache_dir: str | Path | None = None,
+    progress: bool = True,
 ) -> Video:
     """The first ``val_vi_len`` frames of the validation video (the lab validates on one 630-frame video)."""
-    video = load_video(DR, "val", frame_H, frame_W, cache_dir)
+    video = load_video(DR, "val", frame_H, frame_W, cache_dir, progress=progress)
     n = len(video)
     if n < val_vi_len:
         raise UserError(
@@ -452,6 +461,7 @@ def load_test_sequences(
     frame_H: int,
     frame_W: int,
     cache_dir: str | Path | None = None,
+    progress: bool = True,
 ) -> list[TestSequence]:
     """All test sequences of ``DR/test``, ordered by the number of their folder name.
 
@@ -532,7 +542,8 @@ def load_test_sequences(
         n, m = len(labels), len(truth)
 
         def build(paths: list[str] = [p.path for p in files], name: str = name) -> np.ndarray:
-            arr, c = decode_images(paths, frame_H, frame_W, desc=f"decoding test sequence {name}")
+            arr, c = decode_images(paths, frame_H, frame_W, desc=f"decoding test sequence {name}",
+                                   progress=progress)
             converted[0] += c
             decoded[0] += len(paths)
             return arr
