@@ -179,6 +179,19 @@ def test_bad_input_is_one_user_error_and_leaves_no_output(inputs, tmp_path):
         assert not out.exists(), f"{kw} created the output folder"
 
 
+def test_a_corrupt_pose_image_gets_a_fix_for_a_pose_folder(inputs, tmp_path):
+    """The lab reader's advice (delete the image 'and its frame/label partner') does not fit a pose folder."""
+    poses = tmp_path / "poses"
+    for k in range(3):
+        _write_png(poses / f"{k}.png", np.zeros((H, W, 3), np.uint8))
+    (poses / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(UserError) as info:
+        _run(inputs, tmp_path / "out", poses=poses)
+    message = str(info.value)
+    assert str(poses / "1.png") in message and "partner" not in message
+    assert "re-export" in message.lower()
+
+
 def test_unwritable_out_and_missing_checkpoint(inputs, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

@@ -89,7 +89,7 @@ def _read_pose_folder(
                         "can read.") from None
     chosen = files[:limit] if limit is not None else files
     arr, converted = decode_images([f.path for f in chosen], frame_H, frame_W, desc="decoding poses",
-                                   progress=progress)
+                                   progress=progress, fix="Re-export it, or delete it to skip that pose.")
     warn_converted(converted, len(chosen), str(folder))
     return arr, len(files)
 

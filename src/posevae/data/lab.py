@@ -206,8 +206,16 @@ def to_rgb_array(im: Image.Image, frame_H: int, frame_W: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def decode_image(path: str | Path, frame_H: int, frame_W: int) -> tuple[np.ndarray, tuple[int, int], bool]:
-    """Decode one PNG: ((frame_H, frame_W, 3) uint8, its size on disk as (W, H), whether it was not RGB)."""
+LAB_IMAGE_FIX = "Re-export or delete it (and its frame/label partner)."
+
+
+def decode_image(
+    path: str | Path, frame_H: int, frame_W: int, fix: str = LAB_IMAGE_FIX
+) -> tuple[np.ndarray, tuple[int, int], bool]:
+    """Decode one PNG: ((frame_H, frame_W, 3) uint8, its size on disk as (W, H), whether it was not RGB).
+
+    A corrupt file is a UserError naming it, followed by ``fix`` (what the user should do about it).
+    """
     try:
         with Image.open(path) as im:
             im.load()  # decode now: a truncated or corrupt file fails here, not later
@@ -223,7 +231,7 @@ def decode_image(path: str | Path, frame_H: int, frame_W: int) -> tuple[np.ndarr
         detail = str(e).replace(f" '{path}'", "")  # PIL repeats the path in some messages
         raise UserError(
             f"Cannot read image {path} ({e.__class__.__name__}: {detail}): the file is corrupt or not a PNG. "
-            "Re-export or delete it (and its frame/label partner)."
+            + fix
         ) from None
     if arr.shape != (frame_H, frame_W, 3):  # e.g. a 16-bit or exotic mode PIL could not convert cleanly
         raise UserError(f"Cannot convert image {path} (mode {im.mode}) to RGB: re-export it as 8-bit RGB.")
@@ -231,7 +239,7 @@ def decode_image(path: str | Path, frame_H: int, frame_W: int) -> tuple[np.ndarr
 
 
 def decode_images(
-    paths: list[str], frame_H: int, frame_W: int, desc: str, progress: bool = True
+    paths: list[str], frame_H: int, frame_W: int, desc: str, progress: bool = True, fix: str = LAB_IMAGE_FIX
 ) -> tuple[np.ndarray, int]:
     """Decode ``paths`` into one (n, 3, H, W) uint8 array; returns it and how many images were converted.
 
@@ -246,7 +254,7 @@ def decode_images(
     def work(lo_hi: tuple[int, int]) -> int:
         converted = 0
         for i in range(*lo_hi):
-            arr, sizes[i], conv = decode_image(paths[i], frame_H, frame_W)
+            arr, sizes[i], conv = decode_image(paths[i], frame_H, frame_W, fix)
             out[i] = arr.transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
             converted += conv
         return converted
