@@ -85,3 +85,20 @@ def test_train_interrupt_resume_test(tmp_path, monkeypatch, capsys):
     assert written == pytest.approx(recomputed.tolist(), abs=1e-3)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mean_psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in scores]), abs=1e-3)
+
+
+def test_demo_passes_seed_epochs_and_prior_to_the_job(tmp_path, monkeypatch):
+    import posevae.demo_job as demo_job
+
+    calls = []
+    monkeypatch.setattr(demo_job, "run_demo", lambda **kw: calls.append(kw))
+    assert main(["demo", "--out", str(tmp_path / "r"), "--seed", "2", "--epochs", "3", "--prior", "learned",
+                 "--quiet"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "r1")]) == 0
+    (seeded, default) = calls
+    assert (seeded["seed"], seeded["num_epoch"], seeded["prior"], seeded["progress"]) == (2, 3, "learned", False)
+    assert "seed" not in default and "num_epoch" not in default  # the demo's own budget and seed
+    assert demo_job.demo_config(tmp_path / "d", tmp_path / "r", "cpu").train.seed == 1
+    # the seed reaches the training config
+    cfg = demo_job.demo_config(tmp_path / "d", tmp_path / "r", "cpu", seed=2)
+    assert cfg.train.seed == 2
