@@ -180,7 +180,8 @@ def list_pngs(folder: Path, what: str, root: Path) -> list[PngFile]:
         )
     base = os.fspath(folder) + os.sep
     rel_base = Path(os.path.relpath(folder, root)).as_posix() + "/"
-    return [PngFile(base + n, rel_base + n, n, *found[n]) for n in _order_numerically(folder, list(found), what)]
+    ordered = _order_numerically(folder, list(found), what)
+    return [PngFile(base + n, rel_base + n, n, *found[n]) for n in ordered]
 
 
 def _list_subdirs(folder: Path) -> dict[str, Path]:
