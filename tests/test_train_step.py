@@ -65,3 +65,47 @@ def test_tiny_model_overfits_one_clip():
         losses.append(stats.loss)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first / 10, (first, last)
+
+
+def _count_host_syncs(monkeypatch) -> list[str]:
+    """Record every tensor -> Python conversion (item, bool, float, tolist): each is a host-device sync on a GPU."""
+    calls: list[str] = []
+    for name in ("item", "__bool__", "__float__", "tolist"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _real=real, _name=name, **k):
+            calls.append(_name)
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    return calls
+
+
+def test_a_clip_and_a_validation_video_sync_with_the_host_a_fixed_number_of_times(monkeypatch):
+    """Not once per time step: the loop queues GPU work without waiting for it (issue 7)."""
+    from posevae.data.lab import Video
+    from posevae.train import evaluate_video
+
+    model = PoseVAE(tiny_model_config())
+    counts = {}
+    for T in (4, 12):
+        frames = torch.rand(1, T, 3, 16, 32)
+        u8 = (frames[0] * 255).to(torch.uint8)
+        video = Video(frames=u8, labels=u8, names=[f"{k}.png" for k in range(T)], source=None)
+        with monkeypatch.context() as m:
+            calls = _count_host_syncs(m)
+            train_clip(model, frames, frames, beta=1.0, teacher_forcing=True)
+            n_train = len(calls)
+            evaluate_video(model, video, device=torch.device("cpu"), beta=1.0, noise_scale=0.5, seed=0)
+            counts[T] = (n_train, len(calls) - n_train)
+    assert counts[4] == counts[12], counts
+
+
+def test_a_non_finite_step_marks_the_clip_and_its_stats_stay_finite_elsewhere():
+    model = PoseVAE(tiny_model_config())
+    frames = torch.rand(1, 5, 3, 16, 32)
+    assert train_clip(model, frames, frames, beta=1.0, teacher_forcing=True).finite
+    frames[0, 3] = float("nan")  # the truth of step 3: its loss is NaN
+    model.zero_grad()
+    stats = train_clip(model, frames, frames, beta=1.0, teacher_forcing=True)
+    assert not stats.finite

@@ -101,37 +101,35 @@ def train_clip(
 ) -> ClipStats:
     """Forward and backward one batch of clips (B, T, 3, H, W) in [0, 1]; gradients accumulate in .grad.
 
-    Calls backward once per time step; the caller zeroes the gradients before and steps the optimizer
-    after. Returns per-predicted-frame means of the loss terms and whether every step was finite (when one
-    is not, the caller must discard the gradients).
+    Calls backward once per time step, finite or not; the caller zeroes the gradients before and steps the
+    optimizer after. Returns per-predicted-frame means of the loss terms and whether every step was finite
+    (when one is not, the caller must discard the gradients). Reads the losses back to the host once per
+    clip, so on a GPU the steps queue up without waiting.
 
     With a DistributedDataParallel model the gradients are all-reduced once per clip, in the last step's
-    backward (the other steps run under no_sync()); every rank then runs every backward, finite or not, so
-    that none waits on the all-reduce alone, and the caller discards the gradients on all ranks together.
+    backward (the other steps run under no_sync()); since every rank runs every backward, none waits on the
+    all-reduce alone, and the caller discards the gradients on all ranks together.
     """
     sums = {"loss": frames.new_zeros(()), "mse": frames.new_zeros(()), "kl": frames.new_zeros(())}
-    finite = True
     steps = frames.shape[1] - 1
     ddp = isinstance(model, DistributedDataParallel)
 
     def on_step(t: int, out) -> None:
-        nonlocal finite
         mse = reconstruction_mse(out.frame, frames[:, t])
         kl = step_kl(out, kl_norm)
         loss = mse + beta * kl
-        ok = bool(torch.isfinite(loss))
-        finite = finite and ok
-        if ok or ddp:
-            loss.backward()
-        if ok:
-            sums["loss"] += loss.detach()
-            sums["mse"] += mse.detach()
-            sums["kl"] += kl.detach()
+        loss.backward()  # a non-finite loss poisons the gradients, which the caller then discards
+        sums["loss"] += loss.detach()
+        sums["mse"] += mse.detach()
+        sums["kl"] += kl.detach()
 
     forward = _sync_on_last_forward(model, steps) if ddp else model
     rollout(forward, frames[:, 0], poses, truth=frames, use_posterior=True, teacher_forcing=teacher_forcing,
             on_step=on_step, autocast=autocast)
-    return ClipStats(*(v.item() / steps for v in sums.values()), finite=finite)
+    # one host-device sync per clip, here (not one per step): a NaN or Inf in any step shows in the sums
+    loss, mse, kl = torch.stack(list(sums.values())).tolist()
+    finite = math.isfinite(loss) and math.isfinite(mse) and math.isfinite(kl)
+    return ClipStats(loss / steps, mse / steps, kl / steps, finite=finite)
 
 
 def _sync_on_last_forward(model: DistributedDataParallel, forwards: int):
@@ -166,11 +164,12 @@ def evaluate_video(
     """
     frames = to_unit_float(video.frames[None], device)  # (1, T, 3, H, W)
     poses = to_unit_float(video.labels[None], device)
-    sums = {"mse": 0.0, "kl": 0.0}
+    # accumulated on the device in float64 (what adding Python floats did), read once at the end
+    sums = {"mse": frames.new_zeros((), dtype=torch.float64), "kl": frames.new_zeros((), dtype=torch.float64)}
 
     def on_step(t: int, out) -> None:
-        sums["mse"] += reconstruction_mse(out.frame, frames[:, t]).item()
-        sums["kl"] += step_kl(out, kl_norm).item()
+        sums["mse"] += reconstruction_mse(out.frame, frames[:, t]).double()
+        sums["kl"] += step_kl(out, kl_norm).double()
 
     with evaluating(model), torch.inference_mode():
         gen = torch.Generator(device).manual_seed(seed)
@@ -179,7 +178,7 @@ def evaluate_video(
                        on_step=on_step, autocast=autocast)
     per_frame = psnr(prior[0, 1:], frames[0, 1:]).cpu()
     steps = frames.shape[1] - 1
-    mse, kl = sums["mse"] / steps, sums["kl"] / steps
+    mse, kl = sums["mse"].item() / steps, sums["kl"].item() / steps
     return {
         "val_psnr": per_frame.mean().item(),
         "val_psnr_posterior": psnr(post[0, 1:], frames[0, 1:]).mean().item(),
