@@ -22,12 +22,12 @@ import time
 from contextlib import nullcontext
 
 import torch
-from throughput import cpu_model_name  # benchmarks/ is on sys.path when run as a script
 
 from posevae.config import MODEL_PRESETS, ModelConfig
 from posevae.model import PoseVAE
 from posevae.rollout import evaluating, generate
 from posevae.train import autocast_for
+from throughput import cpu_model_name  # benchmarks/ is on sys.path when run as a script
 
 
 def sync(device: torch.device) -> None:

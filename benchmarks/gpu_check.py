@@ -28,10 +28,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO), str(REPO / "benchmarks")]
 
-import generation  # noqa: E402
-import throughput  # noqa: E402
 import torch  # noqa: E402
 
+import generation  # noqa: E402
+import throughput  # noqa: E402
 from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from posevae.train import train  # noqa: E402
 from tests.synthetic import make_lab_dataset  # noqa: E402

@@ -62,8 +62,6 @@ def standard_normal(shape: tuple[int, ...], like: torch.Tensor, generator: Rando
         if len(generator) != shape[0]:
             raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
         return torch.cat([like.new_empty((1, *shape[1:])).normal_(generator=g) for g in generator])
-    if generator is None:
-        return like.new_empty(shape).normal_()
     return like.new_empty(shape).normal_(generator=generator)
 
 
