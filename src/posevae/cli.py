@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
+from posevae.config import (MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig,
+                            fit_kl_cycles_to_run)
 from posevae.errors import UserError
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "sample": SampleConfig}
@@ -90,14 +91,24 @@ def explicit_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def build_config(args: argparse.Namespace, base: RunConfig | None = None, preset: str | None = None,
                  defaults: dict[str, dict[str, Any]] | None = None) -> RunConfig:
-    """base (or defaults) <- preset (model) <- command defaults <- options typed by the user."""
+    """base (or defaults) <- preset (model) <- command defaults <- options typed by the user.
+
+    A new run (no ``base``) whose KL annealing cycles were not chosen gets them fitted to its length
+    (:func:`posevae.config.fit_kl_cycles_to_run`), with one line on stderr saying so.
+    """
     d = (base or RunConfig()).to_dict()
     if preset:
         d["model"].update(MODEL_PRESETS[preset])
     for section, values in (defaults or {}).items():
         d[section].update(values)
-    for section, values in explicit_options(args).items():
+    typed = explicit_options(args)
+    for section, values in typed.items():
         d[section].update(values)
+    chosen = typed["train"].keys() | (defaults or {}).get("train", {}).keys()
+    if base is None and "kl_anneal_cycle" not in chosen:
+        notice = fit_kl_cycles_to_run(d["train"])
+        if notice:
+            print(notice, file=sys.stderr)
     return RunConfig.from_dict(d)
 
 
