@@ -43,6 +43,7 @@ HELP = {
     "precision": "auto = bf16 autocast on CUDA and on CPUs with AMX, else fp32",
     "noise_scale": "test-time latent noise: z ~ N(0, s^2 I), or N(mu_p, (s sigma_p)^2) with the learned prior",
     "prior": "N(0, I) as in the lab (fixed), or p(z | previous frame, pose) learned as in SVG-LP",
+    "variant": "posevae (the lab model, fixed) or template (the course template's model exactly, quirks kept)",
     "log_wandb": "also log to Weights & Biases (needs `pip install wandb`)",
     "compile": "torch.compile the model for training (pays off on GPUs; slower than eager on the CPUs measured)",
 }
@@ -172,7 +173,8 @@ def make_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder exactly where it stopped")
     p.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="lab",
-                   help="model variant: lab (the course model), fast (4x downsampled latent), tiny (tests)")
+                   help="model variant: lab (the course model), fast (4x downsampled latent), tiny (tests), "
+                        "template (the course template's model exactly)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_options(p, ["model", "data", "train", "sample"])
     p.set_defaults(func=_train)
