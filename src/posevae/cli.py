@@ -180,11 +180,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("test", help="generate the test sequences from a checkpoint; write frames, GIFs, CSV")
-    p.add_argument("--ckpt", "--ckpt_path", required=True, help="checkpoint (.safetensors) or run folder")
+    p.add_argument("--ckpt", "--ckpt_path", required=True,
+                   help="checkpoint (.safetensors), run folder, or a course-template .ckpt")
     p.add_argument("--DR", required=True, help="dataset root in the lab layout")
     p.add_argument("--out", default="test_out", help="output folder (default: test_out)")
     p.add_argument("--noise_scale", "--noise-scale", type=float, default=None,
-                   help="latent noise scale (default: the checkpoint's, 0.5)")
+                   help="latent noise scale (default: the checkpoint's; 1.0 for a course-template .ckpt)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--z_mode", "--z-mode", choices=["sample", "mean"], default="sample",
                    help="sample z from the prior, or use its mean (deterministic)")

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from posevae.checkpoint import Checkpoint, atomic_write, atomic_write_text, load_checkpoint
+from posevae.checkpoint import Checkpoint, atomic_write, atomic_write_text
 from posevae.data.lab import TestSequence, load_test_sequences
 from posevae.device import resolve_device
 from posevae.errors import UserError
@@ -44,6 +44,7 @@ from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, til
 from posevae.metrics import psnr, ssim
 from posevae.model import PoseVAE
 from posevae.rollout import generate, reconstruct, to_unit_float
+from posevae.template_ckpt import open_checkpoint
 
 Z_MODES = ("sample", "mean")
 MAX_BATCH_ROWS = 16  # rollouts generated together (sequences x samples); bounds the memory of the frames
@@ -238,6 +239,9 @@ def test_run(
 ) -> dict[str, Any]:
     """Generate every test sequence of ``DR`` with checkpoint ``ckpt``; write the results under ``out``.
 
+    ``ckpt``: a posevae ``.safetensors`` file, a run folder, or a course-template ``.ckpt`` (read as the
+    template variant with noise scale 1.0, :mod:`posevae.template_ckpt`).
+
     ``noise_scale`` None uses the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean" uses the prior's
     mean (0, or mu_p with a learned prior) instead of samples. Sequence i is drawn with its own
     ``torch.Generator`` seeded ``seed + i`` (i = the number of its folder), so the same seed gives the same
@@ -267,7 +271,7 @@ def test_run(
     if samples is not None and samples > 1 and z_mode == "mean":
         raise UserError("--samples draws several latents per sequence, but --z_mode mean has only one: use "
                         "--z_mode sample with --samples (the deterministic rollout is scored as well).")
-    checkpoint = load_checkpoint(ckpt)
+    checkpoint = open_checkpoint(ckpt)  # a .safetensors, a run folder, or a course-template .ckpt
     cfg = checkpoint.config
     noise = cfg.sample.noise_scale if noise_scale is None else float(noise_scale)
     if not (math.isfinite(noise) and noise >= 0):
