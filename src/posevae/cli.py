@@ -1,4 +1,4 @@
-"""`posevae` command line: train | test | transfer | demo | data demo|poses | compare | report.
+"""`posevae` command line: train | test | transfer | convert | demo | data demo|poses | compare | report.
 
 Options are generated from the config dataclasses, so each is defined once; the lab's flag names
 (``--DR``, ``--save_root``, ``--kl_anneal_type``, ``--F_dim`` ...) are the option names, and each also has a
@@ -222,11 +222,13 @@ def make_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_data_demo)
 
+    from posevae.cli_convert import add_convert_command
     from posevae.cli_report import add_report_commands
     from posevae.cli_transfer import add_data_poses_command, add_transfer_command
 
     add_data_poses_command(data_sub)
     add_transfer_command(sub)
+    add_convert_command(sub)
 
     add_report_commands(sub)
     return parser
