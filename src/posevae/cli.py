@@ -1,4 +1,4 @@
-"""`posevae` command line: train | test | transfer | demo | data demo|poses | compare | report.
+"""`posevae` command line: train | test | transfer | convert | demo | data demo|poses | compare | report.
 
 Options are generated from the config dataclasses, so each is defined once; the lab's flag names
 (``--DR``, ``--save_root``, ``--kl_anneal_type``, ``--F_dim`` ...) are the option names, and each also has a
@@ -51,6 +51,7 @@ HELP = {
     "precision": "auto = bf16 autocast on CUDA and on CPUs with AMX, else fp32",
     "noise_scale": "test-time latent noise: z ~ N(0, s^2 I), or N(mu_p, (s sigma_p)^2) with the learned prior",
     "prior": "N(0, I) as in the lab (fixed), or p(z | previous frame, pose) learned as in SVG-LP",
+    "variant": "posevae (the lab model, fixed) or template (the course template's model exactly, quirks kept)",
     "log_wandb": "also log to Weights & Biases (needs `pip install wandb`)",
     "compile": "torch.compile the model for training (pays off on GPUs; slower than eager on the CPUs measured)",
 }
@@ -201,17 +202,19 @@ def make_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder exactly where it stopped")
     p.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="lab",
-                   help="model variant: lab (the course model), fast (4x downsampled latent), tiny (tests)")
+                   help="model variant: lab (the course model), fast (4x downsampled latent), tiny (tests), "
+                        "template (the course template's model exactly)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_options(p, ["model", "data", "train", "sample"])
     p.set_defaults(func=_train)
 
     p = sub.add_parser("test", help="generate the test sequences from a checkpoint; write frames, GIFs, CSV")
-    p.add_argument("--ckpt", "--ckpt_path", required=True, help="checkpoint (.safetensors) or run folder")
+    p.add_argument("--ckpt", "--ckpt_path", required=True,
+                   help="checkpoint (.safetensors), run folder, or a course-template .ckpt")
     p.add_argument("--DR", required=True, help="dataset root in the lab layout")
     p.add_argument("--out", default="test_out", help="output folder (default: test_out)")
     p.add_argument("--noise_scale", "--noise-scale", type=float, default=None,
-                   help="latent noise scale (default: the checkpoint's, 0.5)")
+                   help="latent noise scale (default: the checkpoint's; 1.0 for a course-template .ckpt)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--z_mode", "--z-mode", choices=["sample", "mean"], default="sample",
                    help="sample z from the prior, or use its mean (deterministic)")
@@ -251,11 +254,13 @@ def make_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_data_demo)
 
+    from posevae.cli_convert import add_convert_command
     from posevae.cli_report import add_report_commands
     from posevae.cli_transfer import add_data_poses_command, add_transfer_command
 
     add_data_poses_command(data_sub)
     add_transfer_command(sub)
+    add_convert_command(sub)
 
     add_report_commands(sub)
     return parser

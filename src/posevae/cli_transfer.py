@@ -38,7 +38,8 @@ def add_transfer_command(subparsers: argparse._SubParsersAction) -> None:
         description="Motion transfer: generate one frame per pose, starting from --first-frame, and write "
                     "OUT/frames/<k>.png, OUT/transfer.gif (and .mp4 with imageio-ffmpeg), "
                     "OUT/pose_and_frame.gif and OUT/summary.json.")
-    p.add_argument("--ckpt", "--ckpt_path", required=True, help="checkpoint (.safetensors) or run folder")
+    p.add_argument("--ckpt", "--ckpt_path", required=True,
+                   help="checkpoint (.safetensors), run folder, or a course-template .ckpt")
     p.add_argument("--first-frame", "--first_frame", dest="first_frame", required=True, metavar="IMAGE",
                    help="the frame the video starts from (any image; resized to the model's frame size)")
     p.add_argument("--poses", required=True, metavar="DIR|GIF|MP4",
@@ -46,7 +47,7 @@ def add_transfer_command(subparsers: argparse._SubParsersAction) -> None:
                         "one), a GIF, or a video (needs imageio-ffmpeg); pose k drives frame k")
     p.add_argument("--out", default="transfer_out", help="output folder (default: transfer_out)")
     p.add_argument("--noise_scale", "--noise-scale", type=float, default=None,
-                   help="latent noise scale (default: the checkpoint's, 0.5)")
+                   help="latent noise scale (default: the checkpoint's; 1.0 for a course-template .ckpt)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--z_mode", "--z-mode", choices=["sample", "mean"], default="sample",
                    help="sample z from the prior, or use its mean (deterministic)")

@@ -30,6 +30,11 @@ class ModelConfig:
     ``downsample`` is the spatial factor between the frame and the latent: 1 keeps every layer at full
     resolution (the lab's model); 2 or 4 make the encoders downsample and the generator upsample back,
     which cuts the FLOPs per frame by about ``downsample**2``.
+
+    ``variant`` "template" is the course template's model exactly (``nn.LeakyReLU(True)``, no sigmoid, no
+    clamp, unbounded logvar; its parameter names map onto ours): the model of a converted template ``.ckpt``
+    (``posevae convert``), see :mod:`posevae.model_template`. "posevae" (the default) is the lab model with
+    those fixed. The template variant has no fast-preset options (downsample 1, no frame skip, fixed prior).
     """
 
     frame_H: int = 32
@@ -41,12 +46,19 @@ class ModelConfig:
     downsample: int = 1  # 1 = the lab's full-resolution model; 2, 4, 8 = "fast" presets
     frame_skip: bool = False  # feed the previous frame's pixels to the generator's last stage
     prior: Literal["fixed", "learned"] = "fixed"  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
+    variant: Literal["posevae", "template"] = "posevae"  # "template": the course template's model exactly
 
     def __post_init__(self) -> None:
         for name in ("frame_H", "frame_W", "F_dim", "L_dim", "N_dim", "D_out_dim"):
             _require(getattr(self, name) > 0, f"--{name} must be a positive integer, got {getattr(self, name)}.")
         _require(self.prior in ("fixed", "learned"), f"--prior must be fixed or learned, got {self.prior!r}.")
         _require(self.downsample in (1, 2, 4, 8), f"--downsample must be 1, 2, 4 or 8, got {self.downsample}.")
+        _require(self.variant in ("posevae", "template"),
+                 f"--variant must be posevae or template, got {self.variant!r}.")
+        plain = self.downsample == 1 and not self.frame_skip and self.prior == "fixed"
+        _require(self.variant == "posevae" or plain,
+                 "--variant template is the course template's model: it has no --downsample, --frame_skip or "
+                 "--prior learned; drop those options (or use --preset lab or fast).")
         _require(
             self.frame_H % self.downsample == 0 and self.frame_W % self.downsample == 0,
             f"Frame size {self.frame_H}x{self.frame_W} is not divisible by the model's downsample factor "
@@ -55,9 +67,11 @@ class ModelConfig:
         )
 
 
-# Named model variants (CLI `--preset`). "lab" is the course model; "fast" downsamples 4x, see docs.
+# Named model variants (CLI `--preset`). "lab" is the course model; "fast" downsamples 4x, see docs;
+# "template" is the course template's model exactly (its quirks kept), to read and continue its checkpoints.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "lab": {},
+    "template": {"variant": "template"},
     "fast": {"downsample": 4, "frame_skip": True},
     "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "downsample": 2, "frame_skip": True},
 }

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from posevae.checkpoint import Checkpoint, atomic_write, atomic_write_text, load_checkpoint
+from posevae.checkpoint import Checkpoint, atomic_write, atomic_write_text
 from posevae.data.lab import TestSequence, load_test_sequences
 from posevae.device import resolve_device
 from posevae.errors import UserError
@@ -45,6 +45,7 @@ from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, til
 from posevae.metrics import psnr, ssim
 from posevae.model import PoseVAE
 from posevae.rollout import generate, reconstruct, to_unit_float
+from posevae.template_ckpt import open_checkpoint
 
 Z_MODES = ("sample", "mean")
 MAX_BATCH_ROWS = 16  # rollouts generated together (sequences x samples); bounds the memory of the frames
@@ -392,6 +393,9 @@ def test_run(
 ) -> dict[str, Any]:
     """Generate every test sequence of ``DR`` with checkpoint ``ckpt``; write the results under ``out``.
 
+    ``ckpt``: a posevae ``.safetensors`` file, a run folder, or a course-template ``.ckpt`` (read as the
+    template variant with noise scale 1.0, :mod:`posevae.template_ckpt`).
+
     ``noise_scale`` None uses the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean" uses the prior's
     mean (0, or mu_p with a learned prior) instead of samples. Sequence i is drawn with its own
     ``torch.Generator`` seeded ``seed + i`` (i = the number of its folder), so the same seed gives the same
@@ -422,7 +426,7 @@ def test_run(
     ``cache_dir`` is passed to the data loader (default ``DR/.posevae_cache``); everything else is written
     under ``out``. Returns the summary (also written to ``out/summary.json``).
     """
-    checkpoint = load_checkpoint(ckpt)
+    checkpoint = open_checkpoint(ckpt)  # a .safetensors, a run folder, or a course-template .ckpt
     cfg = checkpoint.config
     noise = cfg.sample.noise_scale if noise_scale is None else float(noise_scale)
     _check_options(z_mode, samples, noise, noise_scale)

@@ -17,6 +17,8 @@ What differs from the lab, and why:
   (measured, LAB4.md "pitfalls"). A sigmoid bounds the output instead.
 * NaN/Inf never leave :meth:`PoseVAE.forward`: outputs are passed through ``nan_to_num`` and clamped, and
   logvar is clamped to [-10, 10] before the reparameterisation (exp cannot overflow).
+* ``variant == "template"`` undoes the three changes above and reproduces the course template exactly, so
+  its ``.ckpt`` files load (:mod:`posevae.model_template` says what differs and where it was read).
 * ``downsample > 1`` (the "fast" preset) adds strided convolutions to the encoders and nearest-neighbour
   upsampling to the generator, so the latent is (H/d, W/d); ``frame_skip`` feeds the previous frame's
   pixels to the generator's last, full-resolution stage so the low-resolution path need not carry them.
@@ -33,6 +35,7 @@ from torch import nn
 
 from posevae.config import ModelConfig
 from posevae.layers import DepthConvBlock, ResidualBlock, downsample2x, upsample2x
+from posevae.model_template import TEMPLATE_SLOPE, TemplateBatchNorm2d
 
 LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0  # symmetric: the soft bound is LOGVAR_MAX * tanh(x / LOGVAR_MAX)
 
@@ -41,7 +44,7 @@ RandomSource = torch.Generator | Sequence[torch.Generator] | None  # one generat
 
 
 class StepOutput(NamedTuple):
-    frame: torch.Tensor  # (B, 3, H, W) predicted frame in [0, 1]
+    frame: torch.Tensor  # (B, 3, H, W) predicted frame in [0, 1] (variant "template": the raw output)
     mu: torch.Tensor | None  # (B, N_dim, h, w) posterior mean; None when z came from the prior
     logvar: torch.Tensor | None  # (B, N_dim, h, w) posterior log-variance, clamped to [-10, 10]
     prior_mu: torch.Tensor | None = None  # (B, N_dim, h, w) learned prior's mean; None with the fixed prior
@@ -78,6 +81,12 @@ def _finite_gaussian(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tens
     return mu, LOGVAR_MAX * torch.tanh(logvar / LOGVAR_MAX)
 
 
+def _finite_only(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """NaN/Inf -> finite values, finite values unchanged (the template variant: its logvar is unbounded)."""
+    mu = torch.nan_to_num(mu, nan=0.0, posinf=0.0, neginf=0.0)
+    return mu, torch.nan_to_num(logvar, nan=0.0, posinf=LOGVAR_MAX, neginf=LOGVAR_MIN)
+
+
 def _n_halvings(downsample: int) -> int:
     return int(math.log2(downsample))
 
@@ -102,16 +111,19 @@ class FrameEncoder(nn.Module):
 
 
 class PoseEncoder(nn.Module):
-    """Pose image 3 -> L: ReflectionPad(3) Conv7x7(3, L/2) BatchNorm LeakyReLU(0.2) Res(L/2, L)."""
+    """Pose image 3 -> L: ReflectionPad(3) Conv7x7(3, L/2) BatchNorm LeakyReLU(slope) Res(L/2, L).
 
-    def __init__(self, out_ch: int, downsample: int = 1) -> None:
+    ``template``: the course template's BatchNorm (:class:`TemplateBatchNorm2d`) and slope 1.0.
+    """
+
+    def __init__(self, out_ch: int, downsample: int = 1, template: bool = False) -> None:
         super().__init__()
         half = out_ch // 2
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(3, half, 7),
-            nn.BatchNorm2d(half),
-            nn.LeakyReLU(0.2),
+            TemplateBatchNorm2d(half) if template else nn.BatchNorm2d(half),
+            nn.LeakyReLU(TEMPLATE_SLOPE if template else 0.2),
         ]
         layers += [downsample2x(half) for _ in range(_n_halvings(downsample))]
         layers.append(ResidualBlock(half, out_ch))
@@ -122,9 +134,12 @@ class PoseEncoder(nn.Module):
 
 
 class GaussianPredictor(nn.Module):
-    """[F, L] -> (mu, logvar) of N channels: Res(F+L, N/4) DCB Res(N/4, N/2) DCB Res(N/2, N) Conv1x1(N, 2N)."""
+    """[F, L] -> (mu, logvar) of N channels: Res(F+L, N/4) DCB Res(N/4, N/2) DCB Res(N/2, N) Conv1x1(N, 2N).
 
-    def __init__(self, in_ch: int, latent_ch: int) -> None:
+    ``slope``: of the LeakyReLU before the last convolution (the course template's is 1.0).
+    """
+
+    def __init__(self, in_ch: int, latent_ch: int, slope: float = 0.01) -> None:
         super().__init__()
         c1, c2 = max(latent_ch // 4, 1), max(latent_ch // 2, 1)
         self.net = nn.Sequential(
@@ -133,7 +148,7 @@ class GaussianPredictor(nn.Module):
             ResidualBlock(c1, c2),
             DepthConvBlock(c2),
             ResidualBlock(c2, latent_ch),
-            nn.LeakyReLU(0.01),
+            nn.LeakyReLU(slope),
             nn.Conv2d(latent_ch, 2 * latent_ch, 1),
         )
 
@@ -164,10 +179,11 @@ class Generator(nn.Module):
     """D -> RGB: DCB(D) Res(D,D/2) DCB Res(D/2,D/4) DCB Res(D/4,D/8) DCB Conv1x1(D/8,3), then a sigmoid.
 
     With ``downsample > 1`` the last stages are preceded by 2x upsampling; with ``frame_skip`` the previous
-    frame's pixels are concatenated before the final full-resolution block.
+    frame's pixels are concatenated before the final full-resolution block. ``sigmoid`` False (the course
+    template) returns the last convolution's output as it is.
     """
 
-    def __init__(self, in_ch: int, downsample: int = 1, frame_skip: bool = False) -> None:
+    def __init__(self, in_ch: int, downsample: int = 1, frame_skip: bool = False, sigmoid: bool = True) -> None:
         super().__init__()
         widths = [in_ch, in_ch // 2, in_ch // 4, in_ch // 8]
         halvings = _n_halvings(downsample)
@@ -182,12 +198,14 @@ class Generator(nn.Module):
         last = widths[3]
         self.skip_in = nn.Conv2d(last + 3, last, 1) if frame_skip else nn.Identity()
         self.head = nn.Sequential(DepthConvBlock(last), nn.Conv2d(last, 3, 1))
+        self.sigmoid = sigmoid
 
     def forward(self, fused: torch.Tensor, prev_frame: torch.Tensor | None = None) -> torch.Tensor:
         x = self.stages(fused)
         if self.frame_skip:
             x = self.skip_in(torch.cat([x, prev_frame], dim=1))
-        return torch.sigmoid(self.head(x))
+        out = self.head(x)
+        return torch.sigmoid(out) if self.sigmoid else out
 
 
 class PoseVAE(nn.Module):
@@ -197,13 +215,17 @@ class PoseVAE(nn.Module):
         super().__init__()
         self.config = config
         c = config
+        template = c.variant == "template"  # the course template exactly (posevae.model_template)
         self.frame_encoder = FrameEncoder(c.F_dim, c.downsample)
-        self.pose_encoder = PoseEncoder(c.L_dim, c.downsample)
-        self.posterior = GaussianPredictor(c.F_dim + c.L_dim, c.N_dim)  # q(z | next frame, next pose)
+        self.pose_encoder = PoseEncoder(c.L_dim, c.downsample, template)
+        self.posterior = GaussianPredictor(c.F_dim + c.L_dim, c.N_dim,  # q(z | next frame, next pose)
+                                           TEMPLATE_SLOPE if template else 0.01)
         # p(z | previous frame, next pose); absent with the fixed N(0, I) prior (the lab's parameters exactly)
         self.prior = GaussianPredictor(c.F_dim + c.L_dim, c.N_dim) if c.prior == "learned" else None
         self.fusion = DecoderFusion(c.F_dim + c.L_dim + c.N_dim, c.D_out_dim)
-        self.generator = Generator(c.D_out_dim, c.downsample, c.frame_skip)
+        self.generator = Generator(c.D_out_dim, c.downsample, c.frame_skip, sigmoid=not template)
+        self._gaussian = _finite_only if template else _finite_gaussian
+        self._clamp_frame = not template  # the template feeds its raw output back
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -234,9 +256,9 @@ class PoseVAE(nn.Module):
         pose_feat = self.pose_encoder(next_pose)  # (B, L, h, w)
         mu = logvar = prior_mu = prior_logvar = None
         if self.prior is not None:
-            prior_mu, prior_logvar = _finite_gaussian(*self.prior(prev_feat, pose_feat))
+            prior_mu, prior_logvar = self._gaussian(*self.prior(prev_feat, pose_feat))
         if next_frame is not None:
-            mu, logvar = _finite_gaussian(*self.posterior(self.frame_encoder(next_frame), pose_feat))
+            mu, logvar = self._gaussian(*self.posterior(self.frame_encoder(next_frame), pose_feat))
             center, scale_logvar, scale = mu, logvar, 1.0
         elif prior_mu is not None:
             center, scale_logvar, scale = prior_mu, prior_logvar, noise_scale
@@ -250,7 +272,9 @@ class PoseVAE(nn.Module):
             z = scale * eps if center is None else center + scale * torch.exp(0.5 * scale_logvar) * eps
         fused = self.fusion(prev_feat, pose_feat, z.to(pose_feat.dtype))
         frame = self.generator(fused, prev_frame)
-        frame = torch.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
+        frame = torch.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0)
+        if self._clamp_frame:
+            frame = frame.clamp(0.0, 1.0)
         return StepOutput(frame, mu, logvar, prior_mu, prior_logvar)
 
 

@@ -38,13 +38,14 @@ import torch
 from PIL import Image, ImageSequence
 from tqdm.auto import tqdm
 
-from posevae.checkpoint import atomic_write_text, load_checkpoint
+from posevae.checkpoint import atomic_write_text
 from posevae.data.lab import decode_image, decode_images, list_pngs, to_rgb_array, warn_converted
 from posevae.device import resolve_device
 from posevae.errors import UserError
 from posevae.generate import GIF_FPS, GIF_MIN_HEIGHT, Z_MODES, model_from_checkpoint, prepare_out
 from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, to_uint8
 from posevae.rollout import generate, to_unit_float
+from posevae.template_ckpt import open_checkpoint
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 FOLDER_HINT = "a folder of pose PNGs named by frame number (0.png, 1.png ...; `posevae data poses` makes one)"
@@ -196,8 +197,9 @@ def transfer(
     scaled by ``noise_scale`` (None: the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean": the prior's
     mean), drawn from one ``torch.Generator`` seeded ``seed``: the same seed gives the same frames on the
     same device, and the first ``num_frames`` frames of a longer run.
-    ``ckpt`` is a checkpoint file or a run folder (its ``checkpoints/last.safetensors``), as for
-    ``posevae test``. Returns the summary (also written to ``out/summary.json``).
+    ``ckpt`` is a checkpoint file, a run folder (its ``checkpoints/last.safetensors``) or a course-template
+    ``.ckpt`` (:mod:`posevae.template_ckpt`), as for ``posevae test``. Returns the summary (also written to
+    ``out/summary.json``).
     """
     if z_mode not in Z_MODES:
         raise UserError(f"--z_mode must be one of {', '.join(Z_MODES)}, got {z_mode!r}.")
@@ -205,7 +207,7 @@ def transfer(
                                    or num_frames < 2):
         raise UserError(f"--num_frames must be an integer >= 2 (the first frame and at least one generated "
                         f"frame), got {num_frames!r}.")
-    checkpoint = load_checkpoint(ckpt)
+    checkpoint = open_checkpoint(ckpt)  # a .safetensors, a run folder, or a course-template .ckpt
     cfg = checkpoint.config
     noise = cfg.sample.noise_scale if noise_scale is None else float(noise_scale)
     if not (math.isfinite(noise) and noise >= 0):
