@@ -6,8 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posevae.metrics import (person_box_mask, person_box_psnr, pose_region_mask, pose_region_psnr, psnr,
-                             ssim)
+from posevae.metrics import (frame_and_person_psnr, person_box_mask, person_box_psnr, pose_region_mask,
+                             pose_region_psnr, psnr, ssim)
 
 
 def test_psnr_is_per_frame_not_per_batch():
@@ -114,6 +114,10 @@ def test_pose_region_and_box_psnr_by_hand():
                                                                        abs=1e-4)  # 30.30 dB
     whole_mse = (0.07 + 3 * 0.25) / (48 * 3)  # the error outside the person dominates the whole frame
     assert psnr(pred, truth).item() == pytest.approx(10 * math.log10(1 / whole_mse), abs=1e-4)
+    scores = frame_and_person_psnr(pred, truth, labels)
+    assert list(scores) == ["psnr", "psnr_pose", "psnr_box"]
+    assert [v.item() for v in scores.values()] == pytest.approx(
+        [10 * math.log10(1 / m) for m in (whole_mse, region_mse, box_mse)], abs=1e-4)
 
 
 def test_a_label_covering_the_frame_gives_the_whole_frame_psnr():

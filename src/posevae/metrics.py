@@ -106,6 +106,14 @@ def person_box_psnr(pred: torch.Tensor, target: torch.Tensor, labels: torch.Tens
     return masked_psnr(pred, target, person_box_mask(labels))
 
 
+def frame_and_person_psnr(pred: torch.Tensor, target: torch.Tensor,
+                          labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(..., 3, H, W) frames and their labels -> {"psnr": whole frame, "psnr_pose": pose region,
+    "psnr_box": person box}, each (...) in dB: what validation and test report per frame."""
+    return {"psnr": psnr(pred, target), "psnr_pose": pose_region_psnr(pred, target, labels),
+            "psnr_box": person_box_psnr(pred, target, labels)}
+
+
 def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
     w = torch.exp(-0.5 * (x / sigma) ** 2)
