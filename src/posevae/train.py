@@ -425,7 +425,8 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
             if progress:
                 tqdm.write(f"epoch {epoch + 1}/{t.num_epoch}: loss {row['loss']:.4g} (mse {row['mse']:.4g}, "
                            f"kl {row['kl']:.4g}, beta {beta:.3f}), tf {'on' if use_tf else 'off'} "
-                           f"(ratio {tfr:.2f}), val PSNR {val['val_psnr']:.2f} dB"
+                           f"(ratio {tfr:.2f}), val PSNR {val['val_psnr']:.2f} dB "
+                           f"(pose {val['val_psnr_pose']:.2f}, box {val['val_psnr_box']:.2f})"
                            f"{' (best)' if is_best else ''}, {row['seconds']:.1f} s", file=sys.stderr)
             distributed.barrier()
     except KeyboardInterrupt:
