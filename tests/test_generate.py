@@ -176,7 +176,8 @@ def test_without_ground_truth_only_the_predictions_are_written(setup, tmp_path):
     out.mkdir()
     (out / "scores.csv").write_text("stale\n")  # of an earlier run with ground truth
     summary = generate_mod.test_run(ckpt, DR, out, device="cpu", progress=False, write_frames=False)
-    assert summary["mean_psnr"] is None and summary["sequences"]["0"] == {"frames": N_FRAMES}
+    assert summary["mean_psnr"] is None
+    assert summary["sequences"]["0"] == {"frames": N_FRAMES, "psnr": None, "ssim": None, "baseline_psnr": None}
     assert sorted(p.name for p in out.iterdir() if p.suffix != ".mp4") == [  # mp4 if imageio-ffmpeg is here
         "pred_seq0.gif", "pred_seq1.gif", "submission.csv", "summary.json"]
     rows = _read_submission(out / "submission.csv")[1]
@@ -359,17 +360,11 @@ def test_samples_report_the_deterministic_rollout_and_the_posterior_bound(setup,
         assert scale < 8 and im.size == (width * scale, H * scale) and im.n_frames == N_FRAMES
 
 
-def test_samples_need_ground_truth_and_sampling(setup, tmp_path):
+def test_samples_need_sampling(setup, tmp_path):
     ckpt, DR, _, _ = setup
     with pytest.raises(UserError, match="--z_mode sample"):
         generate_mod.test_run(ckpt, DR, tmp_path / "o", samples=3, z_mode="mean", progress=False)
     with pytest.raises(UserError, match="--samples must be >= 1"):
         generate_mod.test_run(ckpt, DR, tmp_path / "o", samples=0, progress=False)
-    no_truth = tmp_path / "DR"
-    _make_test_layout(no_truth, ["0"])
-    for f in sorted((no_truth / "test" / "test_gt").rglob("*"), reverse=True):
-        f.unlink() if f.is_file() else f.rmdir()
-    (no_truth / "test" / "test_gt").rmdir()
-    with pytest.raises(UserError, match="ground truth"):
-        generate_mod.test_run(ckpt, no_truth, tmp_path / "o", samples=2, progress=False)
     assert not (tmp_path / "o").exists()
+    # without ground truth the samples are drawn but not scored: tests/test_no_ground_truth.py

@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
+from posevae.config import (
+    MODEL_PRESETS,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    SampleConfig,
+    TrainConfig,
+    fit_kl_cycles_to_run,
+)
 from posevae.errors import UserError
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "sample": SampleConfig}
@@ -90,14 +98,24 @@ def explicit_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def build_config(args: argparse.Namespace, base: RunConfig | None = None, preset: str | None = None,
                  defaults: dict[str, dict[str, Any]] | None = None) -> RunConfig:
-    """base (or defaults) <- preset (model) <- command defaults <- options typed by the user."""
+    """base (or defaults) <- preset (model) <- command defaults <- options typed by the user.
+
+    A new run (no ``base``) whose KL annealing cycles were not chosen gets them fitted to its length
+    (:func:`posevae.config.fit_kl_cycles_to_run`), with one line on stderr saying so.
+    """
     d = (base or RunConfig()).to_dict()
     if preset:
         d["model"].update(MODEL_PRESETS[preset])
     for section, values in (defaults or {}).items():
         d[section].update(values)
-    for section, values in explicit_options(args).items():
+    typed = explicit_options(args)
+    for section, values in typed.items():
         d[section].update(values)
+    chosen = typed["train"].keys() | (defaults or {}).get("train", {}).keys()
+    if base is None and "kl_anneal_cycle" not in chosen:
+        notice = fit_kl_cycles_to_run(d["train"])
+        if notice:
+            print(notice, file=sys.stderr)
     return RunConfig.from_dict(d)
 
 
@@ -130,19 +148,30 @@ def _test(args: argparse.Namespace) -> None:
 
     summary = test_run(args.ckpt, args.DR, args.out, noise_scale=args.noise_scale, seed=args.seed,
                        device=args.device, z_mode=args.z_mode, progress=not args.quiet,
-                       num_frames=args.num_frames, samples=args.samples)
-    print(f"Wrote {args.out}/submission.csv, GIFs and frames for {len(summary.get('sequences', {})) or 'all'} "
-          "test sequences.")
-    if "mean_psnr" in summary:
+                       num_frames=args.num_frames, samples=args.samples,
+                       allow_unequal_lengths=args.allow_unequal_lengths)
+    n_seq = len(summary["sequences"])
+    print(f"Wrote {args.out}/submission.csv, GIFs and frames for {n_seq} test sequences.")
+    if summary["unequal_lengths"]:
+        print(f"Warning: {summary['unequal_lengths']}; submission.csv was written anyway "
+              "(--allow_unequal_lengths): its ids shift after that sequence.")
+    if summary["scores_skipped"]:
+        scored = summary["scored_sequences"]
+        print(f"Scores {'skipped' if not scored else f'for {scored} of {n_seq} sequences only'}: "
+              f"{summary['scores_skipped']} (the course hands out no test ground truth; submission.csv is "
+              "scored on its leaderboard).")
+    if summary["mean_psnr"] is not None:
         print(f"Test PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} (repeat-the-first-frame "
               f"baseline {summary['mean_baseline_psnr']:.2f} dB); per frame in {args.out}/scores.csv.")
-    if "multi_sample" in summary:
-        multi = summary["multi_sample"]
+    multi = summary.get("multi_sample")
+    if multi and multi["mean"]:
         print(f"{multi['samples']} samples per sequence (per frame in {args.out}/samples.csv):")
         for kind, label in (("mean_of_n", "mean of N"), ("best_of_n", "best of N (by SSIM)"),
                             ("deterministic", "deterministic (prior mean)"), ("posterior", "posterior bound")):
             m = multi["mean"][kind]
             print(f"  {label:<28} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}")
+    elif multi:
+        print(f"{multi['samples']} samples per sequence drawn: {args.out}/samples_seq*.gif (not scored).")
 
 
 def _data_demo(args: argparse.Namespace) -> None:
@@ -190,7 +219,10 @@ def make_parser() -> argparse.ArgumentParser:
                    help="generate only the first N frames of each sequence (default: all its poses)")
     p.add_argument("--samples", type=int, default=None, metavar="N",
                    help="also draw N samples per sequence and score mean-of-N, best-of-N (by SSIM), the "
-                        "deterministic rollout and the posterior bound (samples.csv); needs ground truth")
+                        "deterministic rollout and the posterior bound (samples.csv) where there is ground truth")
+    p.add_argument("--allow_unequal_lengths", "--allow-unequal-lengths", action="store_true",
+                   help="write submission.csv even when the test sequences differ in length (its ids then "
+                        "shift after the odd sequence; the course expects 630 frames each)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_test)

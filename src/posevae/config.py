@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from posevae.errors import UserError
+from posevae.schedules import fitted_kl_cycles, trains_kl
 
 KLAnnealType = Literal["Cyclical", "Monotonic", "None", "FuCyclical"]
 KL_ANNEAL_TYPES = ("Cyclical", "Monotonic", "None", "FuCyclical")
+CYCLICAL_TYPES = ("Cyclical", "FuCyclical")  # schedules that restart at beta = 0 every cycle
 
 
 def _require(condition: bool, message: str) -> None:
@@ -122,6 +124,13 @@ class TrainConfig:
     val_every: int = 1
     log_wandb: bool = False
 
+    def _kl_fix(self) -> str:
+        fits = fitted_kl_cycles(self.kl_anneal_type, self.num_epoch, self.kl_anneal_cycle, self.kl_anneal_ratio)
+        if fits is not None:
+            return f"use --kl_anneal_cycle <= {fits} or another --kl_anneal_type"
+        return (f"no number of cycles does in {self.num_epoch} epoch(s): use --num_epoch 2 or more, or "
+                "--kl_anneal_type None (beta = 1 from the start)")
+
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}.")
         _require(self.lr > 0, f"--lr must be positive, got {self.lr}.")
@@ -134,10 +143,10 @@ class TrainConfig:
                  f"--kl_anneal_type must be one of {', '.join(KL_ANNEAL_TYPES)}, got {self.kl_anneal_type!r}.")
         _require(self.kl_anneal_cycle >= 1, f"--kl_anneal_cycle must be >= 1, got {self.kl_anneal_cycle}.")
         _require(0 < self.kl_anneal_ratio <= 1, f"--kl_anneal_ratio must be in (0, 1], got {self.kl_anneal_ratio}.")
-        _require(self.kl_anneal_type != "Cyclical" or self.num_epoch / self.kl_anneal_cycle > 1,
-                 f"Cyclical KL annealing with {self.kl_anneal_cycle} cycles over {self.num_epoch} epochs gives "
-                 "beta = 0 in every epoch (the KL would never be trained): use --kl_anneal_cycle <= "
-                 f"{max(1, (self.num_epoch - 1) // 2)} or another --kl_anneal_type.")
+        _require(self.kl_anneal_type not in CYCLICAL_TYPES
+                 or trains_kl(self.kl_anneal_type, self.num_epoch, self.kl_anneal_cycle, self.kl_anneal_ratio),
+                 f"{self.kl_anneal_type} KL annealing with {self.kl_anneal_cycle} cycles over {self.num_epoch} "
+                 f"epochs gives beta = 0 in every epoch (the KL would never be trained): {self._kl_fix()}.")
         _require(self.grad_clip >= 0, f"--grad_clip must be >= 0, got {self.grad_clip}.")
         _require(self.max_bad_steps >= 1, f"--max_bad_steps must be >= 1, got {self.max_bad_steps}.")
         _require(self.val_every >= 1, f"--val_every must be >= 1, got {self.val_every}.")
@@ -186,6 +195,26 @@ def _from_dict(cls: type, d: dict[str, Any]) -> Any:
         if f.name in values and isinstance(values[f.name], list):
             values[f.name] = tuple(values[f.name])
     return cls(**values)
+
+
+def fit_kl_cycles_to_run(train: dict[str, Any]) -> str | None:
+    """Fit ``kl_anneal_cycle`` of a training-options dict (in place) to a run too short for it.
+
+    For a cyclical schedule whose cycles leave beta = 0 in every epoch (10 cycles over 2 epochs), set the
+    most cycles, at most num_epoch / 2, that train the KL. Returns the line to tell the user, or None when
+    nothing changed (the schedule trains the KL, or no number of cycles would: the config's check then
+    explains). Call it only when the user did not choose the number of cycles.
+    """
+    kind, epochs, cycles, ratio = (train[k] for k in ("kl_anneal_type", "num_epoch", "kl_anneal_cycle",
+                                                      "kl_anneal_ratio"))
+    if kind not in CYCLICAL_TYPES or trains_kl(kind, epochs, cycles, ratio):
+        return None
+    fitted = fitted_kl_cycles(kind, epochs, cycles, ratio)
+    if fitted is None:
+        return None
+    train["kl_anneal_cycle"] = fitted
+    return (f"{kind} KL annealing: {fitted} cycle{'s' if fitted > 1 else ''} over {epochs} epochs (the default "
+            f"{cycles} would leave beta = 0 in every epoch); set --kl_anneal_cycle to choose.")
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:

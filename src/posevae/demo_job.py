@@ -42,6 +42,27 @@ def _finished(run: Path, num_epoch: int) -> bool | None:
     return load_checkpoint(last).train_state["epoch"] + 1 >= num_epoch
 
 
+def _db(value: float | None, fmt: str = "6.2f") -> str:
+    return "   n/a" if value is None else format(value, fmt)
+
+
+def _print_summary(summary: dict[str, Any], test: dict[str, Any], best_val: float, out: Path,
+                   index: Path | None) -> None:
+    print()
+    print("posevae demo: summary")
+    print(f"  validation PSNR (best epoch, z ~ N(0, 0.5^2))  {best_val:6.2f} dB")
+    print(f"  test PSNR over {len(test['sequences'])} sequences                 {_db(test['mean_psnr'])} dB "
+          f"(SSIM {_db(test['mean_ssim'], '.3f')})")
+    gain = summary["gain_over_baseline_db"]
+    print(f"  baseline: repeat the first frame            {_db(test['mean_baseline_psnr'])} dB "
+          f"(model gains {_db(gain, '+.2f')} dB)")
+    if test.get("scores_skipped"):
+        print(f"  test scores skipped: {test['scores_skipped']}")
+    print(f"  time                                        {summary['seconds_total'] / 60:6.1f} min")
+    print(f"  wrote {out} (checkpoints/, metrics.csv, tb/), {out}/test (submission.csv, GIFs, scores.csv), "
+          f"{out}/report{' (index.html)' if index else ''}, {out}/summary.json")
+
+
 def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", device: str = "auto",
              progress: bool = True, prior: str = "fixed", **overrides: Any) -> dict[str, Any]:
     from posevae.data.demo import render_demo_dataset
@@ -80,25 +101,17 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
         pass
 
     best_val = load_checkpoint(best).train_state["best_psnr"]
+    gain = None if test["mean_psnr"] is None else test["mean_psnr"] - test["mean_baseline_psnr"]
     summary = {
         "val_psnr": best_val,
-        "test_psnr": test["mean_psnr"],
+        "test_psnr": test["mean_psnr"],  # null when the dataset has no test ground truth
         "test_ssim": test["mean_ssim"],
         "baseline_psnr": test["mean_baseline_psnr"],
-        "gain_over_baseline_db": test["mean_psnr"] - test["mean_baseline_psnr"],
+        "gain_over_baseline_db": gain,
         "seconds_total": time.perf_counter() - started,
         "seconds_until_trained": train_seconds,
         "report": str(index) if index else None,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    print()
-    print("posevae demo: summary")
-    print(f"  validation PSNR (best epoch, z ~ N(0, 0.5^2))  {best_val:6.2f} dB")
-    print(f"  test PSNR over {len(test['sequences'])} sequences                 {test['mean_psnr']:6.2f} dB "
-          f"(SSIM {test['mean_ssim']:.3f})")
-    print(f"  baseline: repeat the first frame            {test['mean_baseline_psnr']:6.2f} dB "
-          f"(model gains {summary['gain_over_baseline_db']:+.2f} dB)")
-    print(f"  time                                        {summary['seconds_total'] / 60:6.1f} min")
-    print(f"  wrote {out} (checkpoints/, metrics.csv, tb/), {out}/test (submission.csv, GIFs, scores.csv), "
-          f"{out}/report{' (index.html)' if index else ''}, {out}/summary.json")
+    _print_summary(summary, test, best_val, out, index)
     return summary

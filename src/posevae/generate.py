@@ -28,8 +28,9 @@ import json
 import math
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,158 @@ def _csv(header: list[str], rows: list[list[Any]]) -> str:
     return buf.getvalue()
 
 
+def unequal_lengths(sequences: Sequence[TestSequence]) -> str | None:
+    """None when every sequence has as many poses as the others; else a sentence naming the odd ones.
+
+    The most common length is taken as the intended one (the course's 630), so one sequence with a
+    missing pose image is named, not the four that are right.
+    """
+    lengths = [seq.labels.shape[0] for seq in sequences]
+    if len(set(lengths)) <= 1:
+        return None
+    usual = Counter(lengths).most_common(1)[0][0]
+    odd = [f"{seq.name} has {n} pose images in {seq.label_dir}" for seq, n in zip(sequences, lengths) if n != usual]
+    return f"Test sequence {'; '.join(odd)}, where the others have {usual}"
+
+
+def _check_options(z_mode: str, samples: int | None, noise: float, noise_option: float | None) -> None:
+    if z_mode not in Z_MODES:
+        raise UserError(f"--z_mode must be one of {', '.join(Z_MODES)}, got {z_mode!r}.")
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples must be >= 1, got {samples}.")
+    if samples is not None and samples > 1 and z_mode == "mean":
+        raise UserError("--samples draws several latents per sequence, but --z_mode mean has only one: use "
+                        "--z_mode sample with --samples (the deterministic rollout is scored as well).")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise UserError(f"--noise_scale must be a finite number >= 0, got {noise_option}.")
+
+
+def _load_sequences(DR: str | Path, H: int, W: int, cache_dir: str | Path | None, num_frames: int | None,
+                    progress: bool) -> list[TestSequence]:
+    sequences = load_test_sequences(DR, H, W, cache_dir=cache_dir, progress=progress)
+    if num_frames is not None:
+        sequences = _first_frames(sequences, num_frames)
+    for seq in sequences:  # names become output paths (seq<name>/, pred_seq<name>.gif): never outside out
+        if "/" in seq.name or os.sep in seq.name or ".." in seq.name or not seq.name:
+            raise UserError(f"Test sequence name {seq.name!r} is not a plain folder name: rename its folder.")
+    return sequences
+
+
+@dataclass
+class _Rollouts:
+    """What was generated: n_samples rollouts per sequence (sequence-major), and with --samples the
+    deterministic rollout of every sequence and the posterior bound of those with ground truth."""
+
+    samples: list[torch.Tensor]
+    n_samples: int
+    deterministic: list[torch.Tensor] | None = None
+    posterior: dict[int, torch.Tensor] | None = None  # by sequence position
+
+    def of(self, position: int) -> list[torch.Tensor]:
+        return self.samples[position * self.n_samples:(position + 1) * self.n_samples]
+
+
+def _generate_all(model: PoseVAE, sequences: list[TestSequence], *, seed: int, n_samples: int, multi: bool,
+                  device: torch.device, noise: float, z_mode: str, progress: bool) -> _Rollouts:
+    jobs = [_Job(seq.first_frame, seq.labels, seq.truth, _sequence_seed(seed, seq.name, pos) + k * SAMPLE_SEED_STRIDE)
+            for pos, seq in enumerate(sequences) for k in range(n_samples)]
+    once = jobs[::n_samples]
+    with_truth = [i for i, job in enumerate(once) if job.truth is not None] if multi else []
+    steps = sum(job.poses.shape[0] - 1 for job in jobs)
+    if multi:
+        steps += sum(j.poses.shape[0] - 1 for j in once) + sum(once[i].poses.shape[0] - 1 for i in with_truth)
+    with tqdm(total=steps, desc="generating", unit="frame", disable=not progress) as bar:
+        rollouts = _Rollouts(_roll_out(model, jobs, device=device, noise_scale=noise, z_mode=z_mode, bar=bar),
+                             n_samples)
+        if multi:
+            rollouts.deterministic = _roll_out(model, once, device=device, noise_scale=noise, z_mode="mean", bar=bar)
+            bounds = _roll_out(model, [once[i] for i in with_truth], device=device, noise_scale=noise,
+                               z_mode="mean", posterior=True, bar=bar)
+            rollouts.posterior = dict(zip(with_truth, bounds))
+    return rollouts
+
+
+@dataclass
+class _Scores:
+    """Scores gathered over the sequences: per-frame rows of scores.csv and samples.csv, per-sequence entries."""
+
+    per_sequence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    multi_per_sequence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    score_rows: list[list[Any]] = field(default_factory=list)
+    sample_rows: list[list[Any]] = field(default_factory=list)
+
+
+def _score_sequence(seq: TestSequence, pred: torch.Tensor, scores: _Scores) -> None:
+    """PSNR / SSIM / baseline of one sequence against its truth; nulls when it has none (or only frame 0)."""
+    entry: dict[str, Any] = {"frames": int(pred.shape[0]), "psnr": None, "ssim": None, "baseline_psnr": None}
+    if seq.truth is not None and pred.shape[0] > 1:
+        p, s = _frame_scores(pred, seq.truth)
+        truth = seq.truth[1:].float().div(255.0)  # frames 1..N-1; frame 0 is given
+        base = psnr(seq.first_frame[None].float().div(255.0).expand_as(truth), truth)  # repeat frame 0
+        scores.score_rows += [[seq.name, k + 1, f"{a:.6f}", f"{b:.6f}", f"{c:.6f}"]
+                              for k, (a, b, c) in enumerate(zip(p.tolist(), s.tolist(), base.tolist()))]
+        entry.update(psnr=float(p.mean()), ssim=float(s.mean()), baseline_psnr=float(base.mean()))
+    scores.per_sequence[seq.name] = entry
+
+
+def _write_sequence(out: Path, seq: TestSequence, position: int, rollouts: _Rollouts, scores: _Scores, *,
+                    gif_scale: int, write_frames: bool) -> torch.Tensor:
+    """Frames, GIFs (MP4) and scores of one sequence; returns its prediction (sample 0, what the CSV holds)."""
+    seq_samples = rollouts.of(position)
+    pred = seq_samples[0]  # (N, 3, H, W) uint8
+    tag = f"seq{seq.name}"
+    if write_frames:
+        save_frames_png(pred, out / tag / "frames")
+    save_gif(out / f"pred_{tag}.gif", pred, fps=GIF_FPS, scale=gif_scale)
+    save_mp4(out / f"pred_{tag}.mp4", pred, fps=GIF_FPS, scale=gif_scale)
+    _score_sequence(seq, pred, scores)
+    scored = scores.per_sequence[seq.name]["psnr"] is not None
+    if scored:
+        save_gif(out / f"compare_{tag}.gif", side_by_side(pred, seq.truth), fps=GIF_FPS, scale=gif_scale)
+    if rollouts.deterministic is not None:
+        if scored:
+            scores.multi_per_sequence[seq.name], rows = _multi_sample_scores(
+                seq.name, torch.stack(seq_samples), rollouts.deterministic[position], rollouts.posterior[position],
+                seq.truth)
+            scores.sample_rows += rows
+        grid = tile([seq.truth, *seq_samples] if seq.truth is not None else seq_samples)
+        save_gif(out / f"samples_{tag}.gif", grid, fps=GIF_FPS,  # at most SAMPLES_GIF_WIDTH wide: a sane file size
+                 scale=max(1, min(gif_scale, SAMPLES_GIF_WIDTH // grid.shape[-1])))
+    return pred
+
+
+def _multi_sample_summary(scores: _Scores, n_samples: int) -> dict[str, Any]:
+    entries = scores.multi_per_sequence
+    kinds = next(iter(entries.values())) if entries else {}
+    return {
+        "samples": n_samples,
+        "best_of_n_by": "mean SSIM over the sequence (SVG)",
+        "mean": {k: {m: _mean([e[k][m] for e in entries.values()]) for m in ("psnr", "ssim") if m in kinds[k]}
+                 for k in kinds},
+        "sequences": entries,
+    }
+
+
+def _skipped_scores_reason(DR: str | Path, scores: _Scores) -> str | None:
+    """Why some or all sequences have no scores (None when every one was scored)."""
+    unscored = [name for name, e in scores.per_sequence.items() if e["psnr"] is None]
+    if not unscored:
+        return None
+    gt_root = Path(DR) / "test" / "test_gt"
+    if len(unscored) == len(scores.per_sequence):
+        return (f"no ground truth: {gt_root} does not exist" if not gt_root.is_dir() else
+                f"no ground truth for any sequence in {gt_root}")
+    return f"no ground truth for sequence(s) {', '.join(unscored)} in {gt_root}"
+
+
+def _replace_or_remove(path: Path, text: str | None) -> None:
+    """Write ``text`` to ``path`` atomically, or remove ``path`` (a file of an earlier run would mislead)."""
+    if text is None:
+        path.unlink(missing_ok=True)
+    else:
+        atomic_write_text(path, text)
+
+
 def test_run(
     ckpt: str | Path,
     DR: str | Path,
@@ -235,6 +388,7 @@ def test_run(
     cache_dir: str | Path | None = None,
     num_frames: int | None = None,
     samples: int | None = None,
+    allow_unequal_lengths: bool = False,
 ) -> dict[str, Any]:
     """Generate every test sequence of ``DR`` with checkpoint ``ckpt``; write the results under ``out``.
 
@@ -244,104 +398,64 @@ def test_run(
     frames on the same device. Sequences of equal length are generated together in batches.
     Frame 0 of every sequence is the given first frame, unchanged.
 
-    PSNR and SSIM (frames 1..N-1, per frame as in the lab, then averaged) are computed on the uint8 frames
-    that are written, round(x * 255), so recomputing them from submission.csv gives the same numbers.
-    ``baseline_psnr`` is the PSNR of repeating the first frame: a model must beat it to have learned motion.
-    ``num_frames`` (default: all) generates only the first ``num_frames`` frames of each sequence (frame 0
-    included); a sequence with fewer poses is an error naming its folder.
+    Scores need ground truth (``DR/test/test_gt/<i>``), which the course does not hand out: sequences
+    without it are generated and written, and their scores are null in summary.json (absent from
+    scores.csv); ``summary["scores_skipped"]`` says why. PSNR and SSIM (frames 1..N-1, per frame as in the
+    lab, then averaged) are computed on the uint8 frames that are written, round(x * 255), so recomputing
+    them from submission.csv gives the same numbers. ``baseline_psnr`` is the PSNR of repeating the first
+    frame: a model must beat it to have learned motion. ``num_frames`` (default: all) generates only the
+    first ``num_frames`` frames of each sequence (frame 0 included); a sequence with fewer poses is an error
+    naming its folder.
 
-    ``samples`` N (multi-sample evaluation, SVG's protocol, needs ground truth for the scores): draws N
-    rollouts per sequence in one batch (sample k seeded ``seed + i + k * 1000003``; sample 0 is the one the
-    single run draws), and scores mean-of-N, best-of-N (the sample with the best mean SSIM), the
+    submission.csv (the course's format) needs sequences of equal length: its ids run over every frame of
+    every sequence, so one missing pose image would shift every later id. When the lengths differ, frames,
+    GIFs and scores are still written, submission.csv is not, and a UserError naming the odd sequence is
+    raised at the end, unless ``allow_unequal_lengths``.
+
+    ``samples`` N (multi-sample evaluation, SVG's protocol): draws N rollouts per sequence in one batch
+    (sample k seeded ``seed + i + k * 1000003``; sample 0 is the one the single run draws), and, for the
+    sequences with ground truth, scores mean-of-N, best-of-N (the sample with the best mean SSIM), the
     deterministic rollout (z = the prior's mean) and the posterior's upper bound (z = the posterior mean of
     the true frames) per frame (``samples.csv``) and per sequence (``summary.json["multi_sample"]``).
     submission.csv, the GIFs and scores.csv stay those of sample 0, the configured choice; ``samples_seq<i>.gif``
-    shows the truth and every sample side by side.
+    shows the truth (when there is one) and every sample side by side.
     ``cache_dir`` is passed to the data loader (default ``DR/.posevae_cache``); everything else is written
     under ``out``. Returns the summary (also written to ``out/summary.json``).
     """
-    if z_mode not in Z_MODES:
-        raise UserError(f"--z_mode must be one of {', '.join(Z_MODES)}, got {z_mode!r}.")
-    if samples is not None and samples < 1:
-        raise UserError(f"--samples must be >= 1, got {samples}.")
-    if samples is not None and samples > 1 and z_mode == "mean":
-        raise UserError("--samples draws several latents per sequence, but --z_mode mean has only one: use "
-                        "--z_mode sample with --samples (the deterministic rollout is scored as well).")
     checkpoint = load_checkpoint(ckpt)
     cfg = checkpoint.config
     noise = cfg.sample.noise_scale if noise_scale is None else float(noise_scale)
-    if not (math.isfinite(noise) and noise >= 0):
-        raise UserError(f"--noise_scale must be a finite number >= 0, got {noise_scale}.")
+    _check_options(z_mode, samples, noise, noise_scale)
     dev = resolve_device(device)
     model = model_from_checkpoint(checkpoint, ckpt, dev)
-
     H, W = cfg.model.frame_H, cfg.model.frame_W
-    sequences: list[TestSequence] = load_test_sequences(DR, H, W, cache_dir=cache_dir, progress=progress)
-    if num_frames is not None:
-        sequences = _first_frames(sequences, num_frames)
-    for seq in sequences:  # names become output paths (seq<name>/, pred_seq<name>.gif): never outside out
-        if "/" in seq.name or os.sep in seq.name or ".." in seq.name or not seq.name:
-            raise UserError(f"Test sequence name {seq.name!r} is not a plain folder name: rename its folder.")
-    multi = samples is not None
-    n_samples = samples or 1
-    if multi and any(seq.truth is None for seq in sequences):
-        missing = next(seq for seq in sequences if seq.truth is None)
-        raise UserError(f"--samples scores the samples against the true frames, but test sequence {missing.name} "
-                        f"has none (DR/test/test_gt/{missing.name}): add the ground truth or drop --samples.")
+    sequences = _load_sequences(DR, H, W, cache_dir, num_frames, progress)
+    mismatch = unequal_lengths(sequences)
     out = prepare_out(Path(out))  # after the input checks, so bad input leaves no output folder behind
+
+    multi, n_samples = samples is not None, samples or 1
+    rollouts = _generate_all(model, sequences, seed=seed, n_samples=n_samples, multi=multi, device=dev,
+                             noise=noise, z_mode=z_mode, progress=progress)
+    scores = _Scores()
     gif_scale = max(1, math.ceil(GIF_MIN_HEIGHT / H))
+    predictions = [_write_sequence(out, seq, pos, rollouts, scores, gif_scale=gif_scale, write_frames=write_frames)
+                   for pos, seq in enumerate(tqdm(sequences, desc="writing", unit="seq", disable=not progress))]
+    submission = mismatch is None or allow_unequal_lengths
+    if submission:
+        write_submission(out / "submission.csv", predictions)
+    else:  # a submission.csv of an earlier run would be mistaken for this one's
+        (out / "submission.csv").unlink(missing_ok=True)
 
-    jobs = [_Job(seq.first_frame, seq.labels, seq.truth, _sequence_seed(seed, seq.name, pos) + k * SAMPLE_SEED_STRIDE)
-            for pos, seq in enumerate(sequences) for k in range(n_samples)]
-    once = jobs[::n_samples]
-    steps = sum(job.poses.shape[0] - 1 for job in jobs) + (2 * sum(j.poses.shape[0] - 1 for j in once) if multi else 0)
-    with tqdm(total=steps, desc="generating", unit="frame", disable=not progress) as bar:
-        generated = _roll_out(model, jobs, device=dev, noise_scale=noise, z_mode=z_mode, bar=bar)
-        if multi:
-            deterministic = _roll_out(model, once, device=dev, noise_scale=noise, z_mode="mean", bar=bar)
-            posterior = _roll_out(model, once, device=dev, noise_scale=noise, z_mode="mean", posterior=True, bar=bar)
-
-    predictions: list[torch.Tensor] = []
-    score_rows: list[list[Any]] = []
-    sample_rows: list[list[Any]] = []
-    per_sequence: dict[str, dict[str, Any]] = {}
-    multi_per_sequence: dict[str, dict[str, Any]] = {}
-    for position, seq in enumerate(tqdm(sequences, desc="writing", unit="seq", disable=not progress)):
-        seq_samples = generated[position * n_samples:(position + 1) * n_samples]
-        pred = seq_samples[0]  # (N, 3, H, W): exactly what the CSV holds
-        predictions.append(pred)
-
-        tag = f"seq{seq.name}"
-        if write_frames:
-            save_frames_png(pred, out / tag / "frames")
-        save_gif(out / f"pred_{tag}.gif", pred, fps=GIF_FPS, scale=gif_scale)
-        save_mp4(out / f"pred_{tag}.mp4", pred, fps=GIF_FPS, scale=gif_scale)
-
-        entry: dict[str, Any] = {"frames": int(pred.shape[0])}
-        if seq.truth is not None and pred.shape[0] > 1:
-            save_gif(out / f"compare_{tag}.gif", side_by_side(pred, seq.truth), fps=GIF_FPS, scale=gif_scale)
-            p, s = _frame_scores(pred, seq.truth)
-            truth = seq.truth[1:].float().div(255.0)  # frames 1..N-1; frame 0 is given
-            base = psnr(seq.first_frame[None].float().div(255.0).expand_as(truth), truth)  # repeat frame 0
-            score_rows += [[seq.name, k + 1, f"{a:.6f}", f"{b:.6f}", f"{c:.6f}"]
-                           for k, (a, b, c) in enumerate(zip(p.tolist(), s.tolist(), base.tolist()))]
-            entry.update(psnr=float(p.mean()), ssim=float(s.mean()), baseline_psnr=float(base.mean()))
-            if multi:
-                multi_per_sequence[seq.name], rows = _multi_sample_scores(
-                    seq.name, torch.stack(seq_samples), deterministic[position], posterior[position], seq.truth)
-                sample_rows += rows
-                grid = tile([seq.truth, *seq_samples])  # at most SAMPLES_GIF_WIDTH pixels wide, for a sane file size
-                save_gif(out / f"samples_{tag}.gif", grid, fps=GIF_FPS,
-                         scale=max(1, min(gif_scale, SAMPLES_GIF_WIDTH // grid.shape[-1])))
-        per_sequence[seq.name] = entry
-
-    write_submission(out / "submission.csv", predictions)
-    scored = [e for e in per_sequence.values() if "psnr" in e]
+    scored = [e for e in scores.per_sequence.values() if e["psnr"] is not None]
     summary: dict[str, Any] = {
-        "sequences": per_sequence,
-        "mean_psnr": _mean([e["psnr"] for e in scored]),  # mean over sequences of the sequence means
+        "sequences": scores.per_sequence,
+        "mean_psnr": _mean([e["psnr"] for e in scored]),  # mean over the scored sequences of their means
         "mean_ssim": _mean([e["ssim"] for e in scored]),
         "mean_baseline_psnr": _mean([e["baseline_psnr"] for e in scored]),
+        "scored_sequences": len(scored),
+        "scores_skipped": _skipped_scores_reason(DR, scores),
+        "submission": "submission.csv" if submission else None,
+        "unequal_lengths": mismatch,
         "noise_scale": noise,
         "z_mode": z_mode,
         "prior": cfg.model.prior,
@@ -349,24 +463,17 @@ def test_run(
         "checkpoint": str(Path(ckpt).resolve()),
         "device": str(dev),
     }
-    if multi_per_sequence:
-        kinds = next(iter(multi_per_sequence.values()))
-        summary["multi_sample"] = {
-            "samples": n_samples,
-            "best_of_n_by": "mean SSIM over the sequence (SVG)",
-            "mean": {k: {m: _mean([e[k][m] for e in multi_per_sequence.values()]) for m in ("psnr", "ssim")
-                         if m in kinds[k]} for k in kinds},
-            "sequences": multi_per_sequence,
-        }
-    if score_rows:
-        atomic_write_text(out / "scores.csv", _csv(["sequence", "frame", "psnr", "ssim", "baseline_psnr"], score_rows))
-    else:  # no ground truth: a scores.csv of an earlier run in this folder would mislead
-        (out / "scores.csv").unlink(missing_ok=True)
-    if sample_rows:
-        atomic_write_text(out / "samples.csv", _csv(SAMPLE_COLUMNS, sample_rows))
-    else:
-        (out / "samples.csv").unlink(missing_ok=True)
+    if multi:
+        summary["multi_sample"] = _multi_sample_summary(scores, n_samples)
+    header = ["sequence", "frame", "psnr", "ssim", "baseline_psnr"]
+    _replace_or_remove(out / "scores.csv", _csv(header, scores.score_rows) if scores.score_rows else None)
+    _replace_or_remove(out / "samples.csv", _csv(SAMPLE_COLUMNS, scores.sample_rows) if scores.sample_rows else None)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if not submission:
+        raise UserError(f"{mismatch}: submission.csv was not written, because its ids would shift after that "
+                        f"sequence (the course expects equal lengths, 630). The frames, GIFs and summary are in "
+                        f"{out}. Restore the missing pose images, or pass --allow_unequal_lengths to write the "
+                        "CSV anyway.")
     return summary
 
 

@@ -49,6 +49,22 @@ def _fu_cyclical(n_iter: int, n_cycle: int, ratio: float, start: float = 0.0, st
     return tuple(values)
 
 
+def trains_kl(kind: str, num_epoch: int, cycles: int, ratio: float) -> bool:
+    """Whether the schedule gives beta > 0 in at least one of the run's epochs (else the KL is never trained)."""
+    return any(kl_beta(e, kind, num_epoch, cycles, ratio) > 0 for e in range(num_epoch))
+
+
+def fitted_kl_cycles(kind: str, num_epoch: int, cycles: int, ratio: float) -> int | None:
+    """The most cycles, at most ``cycles`` and at most num_epoch / 2, with which the schedule trains the KL.
+
+    None when no number of cycles does (a 1-epoch run: every cyclical schedule starts a cycle at beta = 0).
+    """
+    for c in range(min(cycles, num_epoch // 2), 0, -1):
+        if trains_kl(kind, num_epoch, c, ratio):
+            return c
+    return None
+
+
 def teacher_forcing_ratio(epoch: int, tfr: float = 1.0, tfr_sde: int = 10, tfr_d_step: float = 0.1) -> float:
     """Probability of teacher forcing in ``epoch`` (0-based)."""
     if epoch < tfr_sde:
