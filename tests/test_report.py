@@ -86,6 +86,8 @@ def test_compare_trains_one_run_per_strategy_and_the_table_matches_their_metrics
         test = json.loads((run / "test" / "summary.json").read_text())  # the dataset has test ground truth
         assert float(row["test_psnr"]) == pytest.approx(test["mean_psnr"], abs=1e-4)
         assert float(row["test_ssim"]) == pytest.approx(test["mean_ssim"], abs=1e-5)
+        assert float(row["test_psnr_pose"]) == pytest.approx(test["mean_psnr_pose"], abs=1e-4)
+        assert float(row["test_psnr_box"]) == pytest.approx(test["mean_psnr_box"], abs=1e-4)
         configs[row["run"]] = json.loads((run / "config.json").read_text())
         # the GIF's rollout is validation's: its per-frame PSNR is the best epoch's val_psnr_per_frame.csv
         for key in ("psnr", "psnr_pose", "psnr_box"):
@@ -109,6 +111,7 @@ def test_compare_trains_one_run_per_strategy_and_the_table_matches_their_metrics
         assert f"| {float(row['best_val_psnr']):.2f} |" in line
         assert f"| {float(row['test_psnr']):.2f} |" in line
         assert f"| {float(row['val_psnr_pose']):.2f} / {float(row['val_psnr_box']):.2f} |" in line
+        assert f"| {float(row['test_psnr_pose']):.2f} / {float(row['test_psnr_box']):.2f} |" in line
 
 
 def assert_image(path: Path, min_std: float = 5.0) -> Image.Image:
