@@ -25,7 +25,7 @@ from posevae.cli_report import add_report_commands
 from posevae.compare import compare, parse_configuration
 from posevae.config import DataConfig, RunConfig, TrainConfig, config_diff
 from posevae.errors import UserError
-from posevae.report import FIGURES, STRATEGY_STYLES, RunData, assign_styles
+from posevae.report import FIGURES, STRATEGY_STYLES, RunData, assign_styles, render_val_compare
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 
@@ -184,6 +184,15 @@ def test_report_redraws_from_run_folders_with_the_given_names(compared, tmp_path
         cli("report", str(compared / "runs" / "None"), "--out", str(out), "--names", "a", "b")
     with pytest.raises(UserError, match="not a run folder"):
         cli("report", str(tmp_path), "--out", str(out))
+
+
+def test_a_val_compare_csv_from_before_the_person_metrics_is_rendered_again(compared):
+    run = compared / "runs" / "None"
+    csv_path = run / "val_compare_psnr.csv"
+    want = read_csv(csv_path)
+    csv_path.write_text("frame,psnr\n" + "".join(f"{r['frame']},{r['psnr']}\n" for r in want))  # newer than the ckpt
+    _, again = render_val_compare(run, device="cpu")
+    assert read_csv(again) == want  # psnr_pose and psnr_box back, same numbers
 
 
 def test_report_of_a_run_from_before_the_person_metrics(tmp_path):
