@@ -85,6 +85,11 @@ def test_train_interrupt_resume_test(tmp_path, monkeypatch, capsys):
     assert written == pytest.approx(recomputed.tolist(), abs=1e-3)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mean_psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in scores]), abs=1e-3)
+    # the person metrics: scores.csv columns, their means in summary.json and in the printed summary
+    printed = capsys.readouterr().out
+    for key, words in (("psnr_pose", "pose-region PSNR"), ("psnr_box", "person-box PSNR")):
+        assert summary[f"mean_{key}"] == pytest.approx(np.mean([float(r[key]) for r in scores]), abs=1e-3)
+        assert f"{words} {summary[f'mean_{key}']:.2f} dB" in printed
 
 
 def test_demo_passes_seed_epochs_and_prior_to_the_job(tmp_path, monkeypatch):

@@ -1,8 +1,10 @@
 """`posevae demo` end to end on a tiny budget: it renders nothing when the data exists, trains, tests,
 reports, prints the summary with the baseline, and a second call reuses the finished run."""
 
+import csv
 import json
 
+from posevae.checkpoint import load_checkpoint
 from posevae.data.demo import render_demo_dataset
 from posevae.demo_job import run_demo
 
@@ -21,6 +23,17 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, capsys):
         assert (out / path).exists(), path
     table = (out / "report" / "table.md").read_text()
     assert f"{summary['test_psnr']:.2f}" in table  # the report finds the demo's test scores
+    # the person metrics: validation's of the best epoch (metrics.csv), the test's means (test/summary.json)
+    best_epoch = load_checkpoint(out / "checkpoints" / "best.safetensors").train_state["epoch"]
+    with open(out / "metrics.csv") as f:
+        best_row = next(r for r in csv.DictReader(f) if int(r["epoch"]) == best_epoch)
+    test = json.loads((out / "test" / "summary.json").read_text())
+    for key in ("psnr_pose", "psnr_box"):
+        assert summary[f"val_{key}"] == float(best_row[f"val_{key}"])
+        assert summary[f"test_{key}"] == test[f"mean_{key}"] is not None
+    assert printed.count("pose region / person box") == 2
+    assert f"{summary['test_psnr_pose']:6.2f} / {summary['test_psnr_box']:.2f} dB" in printed
+    assert f"| {summary['test_psnr_pose']:.2f} / {summary['test_psnr_box']:.2f} |" in table
     again = run_demo(out=out, data=data, device="cpu", progress=False, **TINY)
     assert "Training already finished" in capsys.readouterr().out
     assert again["test_psnr"] == summary["test_psnr"]

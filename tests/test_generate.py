@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -29,13 +31,27 @@ def _write_png(path: Path, pixels: np.ndarray) -> None:  # pixels (3, H, W) uint
     Image.fromarray(pixels.transpose(1, 2, 0)).save(path)
 
 
+EMPTY_LABEL = ("1", 2)  # sequence "1", frame 2: haze only, no pose pixel
+
+
+def _labels(rng: np.random.Generator, empty: int | None) -> np.ndarray:
+    """(N, 3, H, W) pose labels: haze of 0..5 everywhere (below the pose threshold), and a bright 3x4 patch
+    at a random place in every frame but ``empty``."""
+    labels = rng.integers(0, 6, (N_FRAMES, 3, H, W), dtype=np.uint8)
+    for k in range(N_FRAMES):
+        if k != empty:
+            y, x = rng.integers(0, H - 3), rng.integers(0, W - 4)
+            labels[k, :, y:y + 3, x:x + 4] = rng.integers(100, 256, (3, 3, 4), dtype=np.uint8)
+    return labels
+
+
 def _make_test_layout(DR: Path, names: list[str], seed: int = 0) -> dict[str, np.ndarray]:
     """DR/test/test_img/<i>/0.png, test_label/<i>/<k>.png, test_gt/<i>/<k>.png; returns the truth per name."""
     rng = np.random.default_rng(seed)
     truths = {}
     for name in names:
         truth = rng.integers(0, 256, (N_FRAMES, 3, H, W), dtype=np.uint8)
-        labels = rng.integers(0, 256, (N_FRAMES, 3, H, W), dtype=np.uint8)
+        labels = _labels(rng, EMPTY_LABEL[1] if name == EMPTY_LABEL[0] else None)
         _write_png(DR / "test" / "test_img" / name / "0.png", truth[0])
         for k in range(N_FRAMES):
             _write_png(DR / "test" / "test_label" / name / f"{k}.png", labels[k])
@@ -55,6 +71,25 @@ def setup(tmp_path_factory):
     DR = root / "DR"
     truths = _make_test_layout(DR, [str(i) for i in range(N_SEQ)])
     return ckpt, DR, truths, root
+
+
+def _person_psnr_numpy(pred: np.ndarray, truth: np.ndarray, label: np.ndarray) -> tuple[float, float]:
+    """Pose-region and person-box PSNR of one uint8 (3, H, W) frame, written out apart from posevae.metrics:
+    pose pixels = any channel >= 6 (> 0.02 of 255), grown by one pixel; the box = their rows and columns
+    padded by 2 and clipped."""
+    pose = (label >= 6).any(axis=0)
+    if not pose.any():
+        return math.nan, math.nan
+    padded = np.pad(pose, 1)
+    region = np.zeros_like(pose)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            region |= padded[dy:dy + H, dx:dx + W]
+    ys, xs = np.nonzero(pose)
+    box = np.zeros_like(pose)
+    box[max(ys.min() - 2, 0):ys.max() + 3, max(xs.min() - 2, 0):xs.max() + 3] = True
+    sq_err = ((pred.astype(np.float64) - truth) / 255) ** 2  # (3, H, W)
+    return tuple(10 * math.log10(1 / sq_err[:, mask].mean()) for mask in (region, box))
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +175,29 @@ def test_scores_recompute_from_the_submission_csv(setup, full_run):
         assert summary["sequences"][str(i)]["baseline_psnr"] == pytest.approx(float(baseline), abs=1e-5)
 
 
+def test_scores_have_the_person_metrics_and_skip_empty_labels(setup, full_run):
+    ckpt, DR, truths, _ = setup
+    out, summary = full_run
+    rows = _read_submission(out / "submission.csv")[1][:, 1:].reshape(N_SEQ, N_FRAMES, 3, H, W)
+    with open(out / "scores.csv", newline="") as f:
+        scores = list(csv.DictReader(f))
+    assert list(scores[0]) == ["sequence", "frame", "psnr", "ssim", "baseline_psnr", "psnr_pose", "psnr_box"]
+    for i in range(N_SEQ):
+        name = str(i)
+        labels = [np.asarray(Image.open(DR / "test" / "test_label" / name / f"{k}.png")).transpose(2, 0, 1)
+                  for k in range(N_FRAMES)]
+        want = np.array([_person_psnr_numpy(rows[i, k], truths[name][k], labels[k]) for k in range(1, N_FRAMES)])
+        got = np.array([[float(r["psnr_pose"]), float(r["psnr_box"])] for r in scores if r["sequence"] == name])
+        np.testing.assert_allclose(got, want, atol=1e-4)  # NaN where NaN
+        assert np.isnan(want[:, 0]).sum() == (name == EMPTY_LABEL[0])  # the empty label's frame
+        entry = summary["sequences"][name]
+        assert entry["psnr_pose"] == pytest.approx(np.nanmean(want[:, 0]), abs=1e-4)
+        assert entry["psnr_box"] == pytest.approx(np.nanmean(want[:, 1]), abs=1e-4)
+        assert entry["psnr_pose"] != pytest.approx(entry["psnr"], abs=0.01)  # not the whole frame
+    for key in ("psnr_pose", "psnr_box"):
+        assert summary[f"mean_{key}"] == pytest.approx(np.mean([e[key] for e in summary["sequences"].values()]))
+
+
 def test_same_seed_same_csv_other_seed_other_csv(setup, full_run):
     out, _ = full_run
     again = _run(setup, "again", seed=3)
@@ -177,7 +235,8 @@ def test_without_ground_truth_only_the_predictions_are_written(setup, tmp_path):
     (out / "scores.csv").write_text("stale\n")  # of an earlier run with ground truth
     summary = generate_mod.test_run(ckpt, DR, out, device="cpu", progress=False, write_frames=False)
     assert summary["mean_psnr"] is None
-    assert summary["sequences"]["0"] == {"frames": N_FRAMES, "psnr": None, "ssim": None, "baseline_psnr": None}
+    assert summary["sequences"]["0"] == {"frames": N_FRAMES, "psnr": None, "ssim": None, "baseline_psnr": None,
+                                         "psnr_pose": None, "psnr_box": None}
     assert sorted(p.name for p in out.iterdir() if p.suffix != ".mp4") == [  # mp4 if imageio-ffmpeg is here
         "pred_seq0.gif", "pred_seq1.gif", "submission.csv", "summary.json"]
     rows = _read_submission(out / "submission.csv")[1]
@@ -347,13 +406,21 @@ def test_samples_report_the_deterministic_rollout_and_the_posterior_bound(setup,
             mean_run["sequences"][name]["psnr"], abs=1e-5)
         assert multi["sequences"][name]["posterior"]["psnr"] != multi["sequences"][name]["deterministic"]["psnr"]
     for kind in ("mean_of_n", "best_of_n", "deterministic", "posterior"):
-        assert multi["mean"][kind]["psnr"] == pytest.approx(
-            np.mean([multi["sequences"][n][kind]["psnr"] for n in ("0", "1")]))
+        for metric in ("psnr", "psnr_pose", "psnr_box"):
+            assert multi["mean"][kind][metric] == pytest.approx(
+                np.mean([multi["sequences"][n][kind][metric] for n in ("0", "1")]))
+    assert multi["sequences"]["0"]["deterministic"]["psnr_pose"] == pytest.approx(
+        mean_run["sequences"]["0"]["psnr_pose"], abs=1e-5)
     lines = (out / "samples.csv").read_text().splitlines()
     assert lines[0].split(",") == generate_mod.SAMPLE_COLUMNS
     assert len(lines) == 1 + N_SEQ * (N_FRAMES - 1)
     seq0 = np.array([[float(v) for v in line.split(",")[2:]] for line in lines[1:N_FRAMES]])
     assert seq0[:, 0].mean() == pytest.approx(multi["sequences"]["0"]["mean_of_n"]["psnr"], abs=1e-5)
+    seq1 = {c: [float(line.split(",")[j]) for line in lines[N_FRAMES:]]
+            for j, c in enumerate(generate_mod.SAMPLE_COLUMNS) if j >= 2}
+    assert math.isnan(seq1["psnr_pose_mean_of_n"][EMPTY_LABEL[1] - 1])  # frame 2's label is empty
+    assert np.nanmean(seq1["psnr_pose_best_of_n"]) == pytest.approx(
+        multi["sequences"]["1"]["best_of_n"]["psnr_pose"], abs=1e-5)
     with Image.open(out / "samples_seq0.gif") as im:  # truth | 4 samples, upscaled less than 8x to stay narrow
         width = 5 * W + 4 * 2
         scale = min(8, generate_mod.SAMPLES_GIF_WIDTH // width)

@@ -58,7 +58,9 @@ def test_without_test_gt_test_writes_everything_says_why_and_exits_0(world, tmp_
     assert not (out / "scores.csv").exists() and not list(out.glob("compare_*"))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mean_psnr"] is None and summary["mean_ssim"] is None and summary["scored_sequences"] == 0
-    assert summary["sequences"]["0"] == {"frames": LEN, "psnr": None, "ssim": None, "baseline_psnr": None}
+    assert summary["sequences"]["0"] == {"frames": LEN, "psnr": None, "ssim": None, "baseline_psnr": None,
+                                         "psnr_pose": None, "psnr_box": None}
+    assert summary["mean_psnr_pose"] is None and summary["mean_psnr_box"] is None
     assert '"psnr": null' in (out / "summary.json").read_text()  # nulls written as JSON nulls
 
 
@@ -79,6 +81,8 @@ def test_ground_truth_for_some_sequences_scores_those_and_names_the_others(world
         assert part["sequences"][name] == full["sequences"][name]
     expected = (full["sequences"]["0"]["psnr"] + full["sequences"]["2"]["psnr"]) / 2
     assert part["mean_psnr"] == pytest.approx(expected)
+    for key in ("psnr_pose", "psnr_box"):  # the person metrics too: over the scored sequences
+        assert part[f"mean_{key}"] == pytest.approx((full["sequences"]["0"][key] + full["sequences"]["2"][key]) / 2)
     assert {row[0] for row in _rows(part_out / "scores.csv")} == {"0", "2"}
     assert (part_out / "submission.csv").read_bytes() == (full_out / "submission.csv").read_bytes()
 
@@ -97,13 +101,16 @@ def test_samples_without_ground_truth_are_drawn_not_scored(world, tmp_path, caps
     assert multi["samples"] == 2 and multi["mean"] == {} and multi["sequences"] == {}
 
 
-def test_samples_with_some_ground_truth_score_those_sequences(world, tmp_path):
+def test_samples_with_some_ground_truth_score_those_sequences(world, tmp_path, capsys):
     _, data, ckpt = world
     dr, out = _copy(data, tmp_path / "DR", ["0"]), tmp_path / "out"
     with pytest.warns(UserWarning):
         assert main(["test", "--ckpt", str(ckpt), "--DR", str(dr), "--out", str(out), "--samples", "2",
                      "--quiet"]) == 0
     multi = json.loads((out / "summary.json").read_text())["multi_sample"]
+    posterior = multi["mean"]["posterior"]
+    assert (f"posterior bound              PSNR {posterior['psnr']:6.2f} dB  SSIM {posterior['ssim']:.4f}  "
+            f"pose {posterior['psnr_pose']:.2f} dB  box {posterior['psnr_box']:.2f} dB") in capsys.readouterr().out
     assert sorted(multi["sequences"]) == ["1", "2"]
     assert {row[0] for row in _rows(out / "samples.csv")} == {"1", "2"}
 

@@ -25,7 +25,7 @@ from posevae.cli_report import add_report_commands
 from posevae.compare import compare, parse_configuration
 from posevae.config import DataConfig, RunConfig, TrainConfig, config_diff
 from posevae.errors import UserError
-from posevae.report import FIGURES, STRATEGY_STYLES, RunData, assign_styles
+from posevae.report import FIGURES, STRATEGY_STYLES, RunData, assign_styles, render_val_compare
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 
@@ -86,10 +86,15 @@ def test_compare_trains_one_run_per_strategy_and_the_table_matches_their_metrics
         test = json.loads((run / "test" / "summary.json").read_text())  # the dataset has test ground truth
         assert float(row["test_psnr"]) == pytest.approx(test["mean_psnr"], abs=1e-4)
         assert float(row["test_ssim"]) == pytest.approx(test["mean_ssim"], abs=1e-5)
+        assert float(row["test_psnr_pose"]) == pytest.approx(test["mean_psnr_pose"], abs=1e-4)
+        assert float(row["test_psnr_box"]) == pytest.approx(test["mean_psnr_box"], abs=1e-4)
         configs[row["run"]] = json.loads((run / "config.json").read_text())
         # the GIF's rollout is validation's: its per-frame PSNR is the best epoch's val_psnr_per_frame.csv
-        assert column(run / "val_compare_psnr.csv", "psnr") == pytest.approx(
-            column(run / "val_psnr_per_frame.csv", "psnr"), abs=1e-3)
+        for key in ("psnr", "psnr_pose", "psnr_box"):
+            assert column(run / "val_compare_psnr.csv", key) == pytest.approx(
+                column(run / "val_psnr_per_frame.csv", key), abs=1e-3), key
+        for key in ("val_psnr_pose", "val_psnr_box"):  # the person metrics of the best epoch
+            assert float(row[key]) == pytest.approx(column(run / "metrics.csv", key)[best], abs=1e-4), key
     # same seed and budget: the runs differ in their strategy (and folder) only
     assert config_diff(configs["None"], configs["Cyclical"]) == [
         "train.kl_anneal_type: 'None' != 'Cyclical'",
@@ -99,11 +104,14 @@ def test_compare_trains_one_run_per_strategy_and_the_table_matches_their_metrics
 
     md = (compared / "table.md").read_text().splitlines()
     assert md[0].startswith("| run | KL annealing |") and "best val PSNR (dB)" in md[0]
+    assert "| val pose / box PSNR (dB) |" in md[0] and "| test pose / box PSNR (dB) |" in md[0]
     body = [line for line in md[2:] if line.startswith("|")]
     assert [line.split("|")[1].strip() for line in body] == STRATEGIES
     for line, row in zip(body, table, strict=True):
         assert f"| {float(row['best_val_psnr']):.2f} |" in line
         assert f"| {float(row['test_psnr']):.2f} |" in line
+        assert f"| {float(row['val_psnr_pose']):.2f} / {float(row['val_psnr_box']):.2f} |" in line
+        assert f"| {float(row['test_psnr_pose']):.2f} / {float(row['test_psnr_box']):.2f} |" in line
 
 
 def assert_image(path: Path, min_std: float = 5.0) -> Image.Image:
@@ -176,6 +184,35 @@ def test_report_redraws_from_run_folders_with_the_given_names(compared, tmp_path
         cli("report", str(compared / "runs" / "None"), "--out", str(out), "--names", "a", "b")
     with pytest.raises(UserError, match="not a run folder"):
         cli("report", str(tmp_path), "--out", str(out))
+
+
+def test_a_val_compare_csv_from_before_the_person_metrics_is_rendered_again(compared):
+    run = compared / "runs" / "None"
+    csv_path = run / "val_compare_psnr.csv"
+    want = read_csv(csv_path)
+    csv_path.write_text("frame,psnr\n" + "".join(f"{r['frame']},{r['psnr']}\n" for r in want))  # newer than the ckpt
+    _, again = render_val_compare(run, device="cpu")
+    assert read_csv(again) == want  # psnr_pose and psnr_box back, same numbers
+
+
+def test_report_of_a_run_from_before_the_person_metrics(tmp_path):
+    """metrics.csv, val_psnr_per_frame.csv and test/summary.json without the pose / box columns: the table
+    says '–' there and the pose figures say that no run has them."""
+    run = tmp_path / "old"
+    (run / "test").mkdir(parents=True)
+    (run / "metrics.csv").write_text("epoch,beta,tfr,val_psnr,val_mse,val_kl,val_loss,seconds\n"
+                                     "0,0,1,20.5,0.01,1.5,0.01,3\n1,1,1,21.5,0.009,1.2,0.01,3\n")
+    (run / "val_psnr_per_frame.csv").write_text("frame,psnr\n1,22.0\n2,21.0\n")
+    (run / "test" / "summary.json").write_text(json.dumps({"mean_psnr": 19.0, "mean_ssim": 0.7,
+                                                           "mean_baseline_psnr": 18.0, "sequences": {}}))
+    out = tmp_path / "report"
+    cli("report", str(run), "--out", str(out), "--no-gifs")
+    row = read_csv(out / "table.csv")[0]
+    assert row["best_val_psnr"] == "21.5" and row["test_psnr"] == "19"
+    assert row["val_psnr_pose"] == row["val_psnr_box"] == row["test_psnr_pose"] == row["test_psnr_box"] == ""
+    assert "| – / – |" in (out / "table.md").read_text()
+    for name in ("fig8_val_psnr_pose", "fig9_per_frame_psnr_pose"):
+        assert (out / "figures" / f"{name}.png").is_file()
 
 
 def test_named_configurations():

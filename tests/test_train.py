@@ -41,7 +41,8 @@ def test_train_writes_metrics_checkpoints_and_tensorboard(dataset, tmp_path):
     metrics = rows(run)
     assert [int(r["epoch"]) for r in metrics] == [0, 1, 2]
     for r in metrics:
-        for key in ("loss", "mse", "kl", "beta", "tfr", "lr", "val_psnr", "val_mse", "val_kl", "val_loss", "seconds"):
+        for key in ("loss", "mse", "kl", "beta", "tfr", "lr", "val_psnr", "val_mse", "val_kl", "val_loss", "seconds",
+                    "val_psnr_pose", "val_psnr_box"):
             assert r[key] != "" and float(r[key]) == float(r[key])  # present and not NaN
     assert float(metrics[-1]["lr"]) < float(metrics[0]["lr"])  # cosine annealing
     assert [float(r["beta"]) for r in metrics] == [0.0, 0.666667, 1.0]  # Cyclical, 1 cycle of 3 epochs, ratio 0.5
@@ -49,10 +50,22 @@ def test_train_writes_metrics_checkpoints_and_tensorboard(dataset, tmp_path):
                                                                  "epoch_2.safetensors"}
     assert list((run / "tb").glob("events.out.tfevents.*"))
     per_frame = (run / "val_psnr_per_frame.csv").read_text().splitlines()
-    assert per_frame[0] == "frame,psnr" and len(per_frame) == 1 + 9  # frames 1..9 of the 10-frame val video
+    assert per_frame[0] == "frame,psnr,psnr_pose,psnr_box" and len(per_frame) == 1 + 9  # frames 1..9 of 10
     best = load_checkpoint(run / "checkpoints" / "best.safetensors")
     assert best.train_state["best_psnr"] == pytest.approx(summary["best_val_psnr"])
     assert best.config == cfg
+    # the person metrics of the best epoch are the means of its per-frame columns
+    best_row = next(r for r in metrics if int(r["epoch"]) == best.train_state["epoch"])
+    with open(run / "val_psnr_per_frame.csv") as f:
+        curve = list(csv.DictReader(f))
+    for key in ("psnr", "psnr_pose", "psnr_box"):
+        mean = sum(float(r[key]) for r in curve) / len(curve)  # every synthetic label has a pose
+        assert float(best_row[f"val_{key}"]) == pytest.approx(mean, abs=1e-4), key
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    events = event_accumulator.EventAccumulator(str(run / "tb"))
+    events.Reload()
+    for tag in ("val_psnr", "val_psnr_pose", "val_psnr_box"):
+        assert [e.step for e in events.Scalars(tag)] == [0, 1, 2], tag
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(dataset, tmp_path, monkeypatch):
@@ -74,6 +87,28 @@ def test_interrupted_and_resumed_equals_uninterrupted(dataset, tmp_path, monkeyp
         torch.testing.assert_close(a.model_state[name], b.model_state[name], rtol=1e-5, atol=1e-6, msg=name)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(rows(tmp_path / "full")) == strip(rows(tmp_path / "cut"))
+
+
+def test_resume_of_a_run_whose_metrics_csv_lacks_the_person_metrics(dataset, tmp_path, monkeypatch):
+    """A run folder of a posevae from before val_psnr_pose / val_psnr_box resumes: its rows keep empty cells
+    there, the new epochs fill them."""
+    cfg = tiny_run(dataset, tmp_path / "run", num_epoch=2)
+    real_tfr = ctrl_c_at_epoch(monkeypatch, 1)
+    with pytest.raises(UserError, match="resume with"):
+        train(cfg, progress=False)
+    old_columns = [c for c in train_module.METRIC_COLUMNS if c not in ("val_psnr_pose", "val_psnr_box")]
+    old_rows = [{k: r[k] for k in old_columns} for r in rows(tmp_path / "run")]
+    with open(tmp_path / "run" / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=old_columns)
+        writer.writeheader()
+        writer.writerows(old_rows)
+    monkeypatch.setattr(train_module, "teacher_forcing_ratio", real_tfr)
+    train(cfg, resume=True, progress=False)
+    metrics = rows(tmp_path / "run")
+    assert [r["epoch"] for r in metrics] == ["0", "1"]
+    assert {k: metrics[0][k] for k in old_columns} == old_rows[0]
+    assert metrics[0]["val_psnr_pose"] == metrics[0]["val_psnr_box"] == ""
+    assert float(metrics[1]["val_psnr_pose"]) > 0 and float(metrics[1]["val_psnr_box"]) > 0
 
 
 def test_resume_refuses_another_config_and_finished_runs(dataset, tmp_path):

@@ -144,6 +144,11 @@ def _train(args: argparse.Namespace) -> None:
           f"{summary['run']}/metrics.csv, {summary['run']}/checkpoints/ (last, best), {summary['run']}/tb/.")
 
 
+def _db(value: float | None) -> str:
+    """A PSNR for a printed summary; n/a when there is none (a person metric without any pose label)."""
+    return "n/a" if value is None else f"{value:.2f} dB"
+
+
 def _test(args: argparse.Namespace) -> None:
     from posevae.generate import test_run
 
@@ -164,13 +169,16 @@ def _test(args: argparse.Namespace) -> None:
     if summary["mean_psnr"] is not None:
         print(f"Test PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} (repeat-the-first-frame "
               f"baseline {summary['mean_baseline_psnr']:.2f} dB); per frame in {args.out}/scores.csv.")
+        print(f"Over the person: pose-region PSNR {_db(summary['mean_psnr_pose'])}, person-box PSNR "
+              f"{_db(summary['mean_psnr_box'])}.")
     multi = summary.get("multi_sample")
     if multi and multi["mean"]:
         print(f"{multi['samples']} samples per sequence (per frame in {args.out}/samples.csv):")
         for kind, label in (("mean_of_n", "mean of N"), ("best_of_n", "best of N (by SSIM)"),
                             ("deterministic", "deterministic (prior mean)"), ("posterior", "posterior bound")):
             m = multi["mean"][kind]
-            print(f"  {label:<28} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}")
+            print(f"  {label:<28} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}  "
+                  f"pose {_db(m['psnr_pose'])}  box {_db(m['psnr_box'])}")
     elif multi:
         print(f"{multi['samples']} samples per sequence drawn: {args.out}/samples_seq*.gif (not scored).")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,21 @@ def _finished(run: Path, num_epoch: int) -> bool | None:
     return load_checkpoint(last).train_state["epoch"] + 1 >= num_epoch
 
 
+def _val_person_psnr(run: Path, epoch: int) -> dict[str, float | None]:
+    """val_psnr_pose / val_psnr_box of ``epoch`` from the run's metrics.csv (None: not logged, or NaN)."""
+    from posevae.train import RunFolder
+
+    row = next((r for r in RunFolder(run).read_metrics() if int(r["epoch"]) == epoch), {})
+    values = {}
+    for key in ("val_psnr_pose", "val_psnr_box"):
+        try:
+            value = float(row.get(key) or "nan")
+        except ValueError:
+            value = math.nan
+        values[key] = value if math.isfinite(value) else None
+    return values
+
+
 def _db(value: float | None, fmt: str = "6.2f") -> str:
     return "   n/a" if value is None else format(value, fmt)
 
@@ -51,8 +67,12 @@ def _print_summary(summary: dict[str, Any], test: dict[str, Any], best_val: floa
     print()
     print("posevae demo: summary")
     print(f"  validation PSNR (best epoch, z ~ N(0, 0.5^2))  {best_val:6.2f} dB")
+    print(f"    pose region / person box                  {_db(summary['val_psnr_pose'])} / "
+          f"{_db(summary['val_psnr_box'], '.2f').strip()} dB")
     print(f"  test PSNR over {len(test['sequences'])} sequences                 {_db(test['mean_psnr'])} dB "
           f"(SSIM {_db(test['mean_ssim'], '.3f')})")
+    print(f"    pose region / person box                  {_db(summary['test_psnr_pose'])} / "
+          f"{_db(summary['test_psnr_box'], '.2f').strip()} dB")
     gain = summary["gain_over_baseline_db"]
     print(f"  baseline: repeat the first frame            {_db(test['mean_baseline_psnr'])} dB "
           f"(model gains {_db(gain, '+.2f')} dB)")
@@ -100,12 +120,17 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
     except ImportError:  # the report module is optional for the demo's numbers
         pass
 
-    best_val = load_checkpoint(best).train_state["best_psnr"]
+    best_state = load_checkpoint(best).train_state
+    best_val = best_state["best_psnr"]
     gain = None if test["mean_psnr"] is None else test["mean_psnr"] - test["mean_baseline_psnr"]
     summary = {
         "val_psnr": best_val,
+        # PSNR over each frame's pose region / person box (posevae.metrics), at the best epoch
+        **_val_person_psnr(Path(cfg.train.save_root), best_state["epoch"]),
         "test_psnr": test["mean_psnr"],  # null when the dataset has no test ground truth
         "test_ssim": test["mean_ssim"],
+        "test_psnr_pose": test.get("mean_psnr_pose"),
+        "test_psnr_box": test.get("mean_psnr_box"),
         "baseline_psnr": test["mean_baseline_psnr"],
         "gain_over_baseline_db": gain,
         "seconds_total": time.perf_counter() - started,

@@ -9,14 +9,18 @@ N(0, noise_scale^2 I)). :func:`test_run` writes, under ``out`` only::
     pred_seq<i>.mp4           the same, only when imageio-ffmpeg is installed (``posevae[mp4]``)
     seq<i>/frames/<k>.png     every predicted frame as a PNG (``write_frames``)
     compare_seq<i>.gif        prediction | truth, side by side      (only with DR/test/test_gt/<i>)
-    scores.csv                per-frame PSNR / SSIM, frames 1..N-1  (only with ground truth)
+    scores.csv                per-frame PSNR / SSIM, frames 1..N-1  (only with ground truth), the
+                              baseline's PSNR, pose-region and person-box PSNR ("nan": empty label)
     samples.csv               with --samples N: per-frame mean-of-N, best-of-N, deterministic and
-                              posterior-bound PSNR / SSIM; samples_seq<i>.gif: truth | sample 0 .. N-1
-    summary.json              per-sequence and mean PSNR / SSIM, the repeat-the-first-frame baseline,
-                              and how the frames were made (checkpoint, noise_scale, seed)
+                              posterior-bound PSNR / SSIM / pose / box PSNR; samples_seq<i>.gif: truth |
+                              sample 0 .. N-1
+    summary.json              per-sequence and mean PSNR / SSIM / pose / box PSNR, the repeat-the-first-
+                              frame baseline, and how the frames were made (checkpoint, noise_scale, seed)
 
 Metrics are computed on the uint8 frames that were written (round(x * 255), as in the CSV), not on the
-model's floats, so anyone recomputing PSNR from submission.csv gets the same numbers.
+model's floats, so anyone recomputing PSNR from submission.csv gets the same numbers. Pose-region and
+person-box PSNR (:mod:`posevae.metrics`) look at the pixels of each frame's pose label only; a sequence's
+value is the mean over its frames with a non-empty label, null when no label has a pose pixel.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from posevae.data.lab import TestSequence, load_test_sequences
 from posevae.device import resolve_device
 from posevae.errors import UserError
 from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, tile, to_uint8
-from posevae.metrics import psnr, ssim
+from posevae.metrics import frame_and_person_psnr, psnr, ssim
 from posevae.model import PoseVAE
 from posevae.rollout import generate, reconstruct, to_unit_float
 from posevae.template_ckpt import open_checkpoint
@@ -135,8 +139,17 @@ def _first_frames(sequences: list[TestSequence], num_frames: int) -> list[TestSe
                                 truth=None if s.truth is None else s.truth[:num_frames]) for s in sequences]
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return float(sum(values) / len(values)) if values else None
+def _mean(values: Sequence[float | None]) -> float | None:
+    """The mean of the values that are not None (a person metric of a sequence without a pose); None when
+    there is none."""
+    known = [v for v in values if v is not None]
+    return float(sum(known) / len(known)) if known else None
+
+
+def _nanmean(values: torch.Tensor) -> float | None:
+    """The mean over the frames that are not NaN (frames with an empty pose label); None when all are."""
+    mean = float(values.nanmean())
+    return mean if math.isfinite(mean) else None
 
 
 @dataclass(frozen=True)
@@ -181,38 +194,46 @@ def _roll_out(model: PoseVAE, jobs: list[_Job], *, device: torch.device, noise_s
     return results  # type: ignore[return-value]
 
 
-def _frame_scores(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (..., N, 3, H, W) and truth (N, 3, H, W) -> PSNR and SSIM of frames 1..N-1, (..., N-1) each."""
+SCORES = ("psnr", "ssim", "psnr_pose", "psnr_box")  # per frame, in the column order of samples.csv
+# scores.csv; the person metrics at the end, so an older reader's column positions still hold
+SCORE_COLUMNS = ["sequence", "frame", "psnr", "ssim", "baseline_psnr", "psnr_pose", "psnr_box"]
+
+
+def _frame_scores(pred: torch.Tensor, truth: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """uint8 (..., N, 3, H, W), truth and labels (N, 3, H, W) -> the SCORES of frames 1..N-1, (..., N-1)
+    each (pose / box PSNR NaN where a label is empty)."""
     p, t = pred[..., 1:, :, :, :].float().div(255.0), truth[1:].float().div(255.0)
     t = t.expand_as(p)
-    return psnr(p, t), ssim(p, t)
+    scores = frame_and_person_psnr(p, t, labels[1:].float().div(255.0))
+    return {name: ssim(p, t) if name == "ssim" else scores[name] for name in SCORES}
 
 
 def _multi_sample_scores(name: str, samples: torch.Tensor, deterministic: torch.Tensor, posterior: torch.Tensor,
-                         truth: torch.Tensor) -> tuple[dict[str, Any], list[list[Any]]]:
+                         truth: torch.Tensor, labels: torch.Tensor) -> tuple[dict[str, Any], list[list[Any]]]:
     """SVG's protocol for one sequence: mean over the N samples, the best sample by mean SSIM, the
     deterministic rollout (z = the prior's mean) and the posterior's upper bound; per sequence and per frame.
     """
-    scores = [_frame_scores(sample, truth) for sample in samples]  # one at a time: SSIM works in float64
-    s_psnr, s_ssim = torch.stack([p for p, _ in scores]), torch.stack([q for _, q in scores])  # (S, N-1)
-    best = int(s_ssim.mean(dim=1).argmax())
+    scores = [_frame_scores(sample, truth, labels) for sample in samples]  # one at a time: SSIM in float64
+    by_sample = {m: torch.stack([s[m] for s in scores]) for m in SCORES}  # (S, N-1) each
+    best = int(by_sample["ssim"].mean(dim=1).argmax())
     curves = {
-        "mean_of_n": (s_psnr.mean(dim=0), s_ssim.mean(dim=0)),
-        "best_of_n": (s_psnr[best], s_ssim[best]),
-        "deterministic": _frame_scores(deterministic, truth),
-        "posterior": _frame_scores(posterior, truth),
+        "mean_of_n": {m: v.mean(dim=0) for m, v in by_sample.items()},  # an empty label: NaN in every sample
+        "best_of_n": {m: v[best] for m, v in by_sample.items()},
+        "deterministic": _frame_scores(deterministic, truth, labels),
+        "posterior": _frame_scores(posterior, truth, labels),
     }
-    entry: dict[str, Any] = {k: {"psnr": float(p.mean()), "ssim": float(q.mean())} for k, (p, q) in curves.items()}
+    entry: dict[str, Any] = {k: {m: _nanmean(v) for m, v in c.items()} for k, c in curves.items()}
     entry["best_of_n"]["sample"] = best
     # the best sample by SSIM need not have the best PSNR: the best PSNR of any sample, for reference
-    entry["best_psnr_of_n"] = {"psnr": float(s_psnr.mean(dim=1).max()), "sample": int(s_psnr.mean(dim=1).argmax())}
-    rows = [[name, k + 1, *(f"{float(v[k]):.6f}" for pair in curves.values() for v in pair)]
-            for k in range(s_psnr.shape[1])]
+    s_psnr = by_sample["psnr"].mean(dim=1)
+    entry["best_psnr_of_n"] = {"psnr": float(s_psnr.max()), "sample": int(s_psnr.argmax())}
+    rows = [[name, k + 1, *(f"{float(c[m][k]):.6f}" for c in curves.values() for m in SCORES)]
+            for k in range(by_sample["psnr"].shape[1])]
     return entry, rows
 
 
 SAMPLE_COLUMNS = ["sequence", "frame"] + [f"{m}_{kind}" for kind in ("mean_of_n", "best_of_n", "deterministic",
-                                                                       "posterior") for m in ("psnr", "ssim")]
+                                                                       "posterior") for m in SCORES]
 
 
 def _csv(header: list[str], rows: list[list[Any]]) -> str:
@@ -306,14 +327,18 @@ class _Scores:
 
 def _score_sequence(seq: TestSequence, pred: torch.Tensor, scores: _Scores) -> None:
     """PSNR / SSIM / baseline of one sequence against its truth; nulls when it has none (or only frame 0)."""
-    entry: dict[str, Any] = {"frames": int(pred.shape[0]), "psnr": None, "ssim": None, "baseline_psnr": None}
+    entry: dict[str, Any] = {"frames": int(pred.shape[0]), "psnr": None, "ssim": None, "baseline_psnr": None,
+                             "psnr_pose": None, "psnr_box": None}
     if seq.truth is not None and pred.shape[0] > 1:
-        p, s = _frame_scores(pred, seq.truth)
+        frame = _frame_scores(pred, seq.truth, seq.labels)
         truth = seq.truth[1:].float().div(255.0)  # frames 1..N-1; frame 0 is given
         base = psnr(seq.first_frame[None].float().div(255.0).expand_as(truth), truth)  # repeat frame 0
-        scores.score_rows += [[seq.name, k + 1, f"{a:.6f}", f"{b:.6f}", f"{c:.6f}"]
-                              for k, (a, b, c) in enumerate(zip(p.tolist(), s.tolist(), base.tolist()))]
-        entry.update(psnr=float(p.mean()), ssim=float(s.mean()), baseline_psnr=float(base.mean()))
+        columns = [frame["psnr"], frame["ssim"], base, frame["psnr_pose"], frame["psnr_box"]]  # SCORE_COLUMNS
+        scores.score_rows += [[seq.name, k + 1, *(f"{v:.6f}" for v in values)]
+                              for k, values in enumerate(zip(*(c.tolist() for c in columns)))]
+        entry.update(psnr=float(frame["psnr"].mean()), ssim=float(frame["ssim"].mean()),
+                     baseline_psnr=float(base.mean()), psnr_pose=_nanmean(frame["psnr_pose"]),
+                     psnr_box=_nanmean(frame["psnr_box"]))
     scores.per_sequence[seq.name] = entry
 
 
@@ -335,7 +360,7 @@ def _write_sequence(out: Path, seq: TestSequence, position: int, rollouts: _Roll
         if scored:
             scores.multi_per_sequence[seq.name], rows = _multi_sample_scores(
                 seq.name, torch.stack(seq_samples), rollouts.deterministic[position], rollouts.posterior[position],
-                seq.truth)
+                seq.truth, seq.labels)
             scores.sample_rows += rows
         grid = tile([seq.truth, *seq_samples] if seq.truth is not None else seq_samples)
         save_gif(out / f"samples_{tag}.gif", grid, fps=GIF_FPS,  # at most SAMPLES_GIF_WIDTH wide: a sane file size
@@ -349,7 +374,7 @@ def _multi_sample_summary(scores: _Scores, n_samples: int) -> dict[str, Any]:
     return {
         "samples": n_samples,
         "best_of_n_by": "mean SSIM over the sequence (SVG)",
-        "mean": {k: {m: _mean([e[k][m] for e in entries.values()]) for m in ("psnr", "ssim") if m in kinds[k]}
+        "mean": {k: {m: _mean([e[k][m] for e in entries.values()]) for m in SCORES if m in kinds[k]}
                  for k in kinds},
         "sequences": entries,
     }
@@ -407,7 +432,9 @@ def test_run(
     scores.csv); ``summary["scores_skipped"]`` says why. PSNR and SSIM (frames 1..N-1, per frame as in the
     lab, then averaged) are computed on the uint8 frames that are written, round(x * 255), so recomputing
     them from submission.csv gives the same numbers. ``baseline_psnr`` is the PSNR of repeating the first
-    frame: a model must beat it to have learned motion. ``num_frames`` (default: all) generates only the
+    frame: a model must beat it to have learned motion. ``psnr_pose`` / ``psnr_box``: the PSNR over each
+    frame's pose region / person box (from its label; :mod:`posevae.metrics`), null like the others without
+    ground truth, and skipping frames whose label is empty. ``num_frames`` (default: all) generates only the
     first ``num_frames`` frames of each sequence (frame 0 included); a sequence with fewer poses is an error
     naming its folder.
 
@@ -456,6 +483,8 @@ def test_run(
         "mean_psnr": _mean([e["psnr"] for e in scored]),  # mean over the scored sequences of their means
         "mean_ssim": _mean([e["ssim"] for e in scored]),
         "mean_baseline_psnr": _mean([e["baseline_psnr"] for e in scored]),
+        "mean_psnr_pose": _mean([e["psnr_pose"] for e in scored]),  # over the sequences with a pose
+        "mean_psnr_box": _mean([e["psnr_box"] for e in scored]),
         "scored_sequences": len(scored),
         "scores_skipped": _skipped_scores_reason(DR, scores),
         "submission": "submission.csv" if submission else None,
@@ -469,8 +498,7 @@ def test_run(
     }
     if multi:
         summary["multi_sample"] = _multi_sample_summary(scores, n_samples)
-    header = ["sequence", "frame", "psnr", "ssim", "baseline_psnr"]
-    _replace_or_remove(out / "scores.csv", _csv(header, scores.score_rows) if scores.score_rows else None)
+    _replace_or_remove(out / "scores.csv", _csv(SCORE_COLUMNS, scores.score_rows) if scores.score_rows else None)
     _replace_or_remove(out / "samples.csv", _csv(SAMPLE_COLUMNS, scores.sample_rows) if scores.sample_rows else None)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if not submission:

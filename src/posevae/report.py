@@ -10,9 +10,18 @@ What the seed report shows, from the user's own runs (each a folder written by `
     figures/fig6_tfr             teacher-forcing ratio per epoch           metrics.csv  tfr, teacher_forcing
     figures/fig7_per_frame_psnr  per-frame PSNR over the validation video, val_psnr_per_frame.csv
                                  runs overlaid (best epoch of each run)
-    table.md, table.csv          best / last val PSNR, epoch of best, test PSNR / SSIM, training time
+    figures/fig8_val_psnr_pose   validation pose-region PSNR per epoch      metrics.csv  val_psnr_pose
+    figures/fig9_per_frame_psnr_pose  per-frame pose-region PSNR over the    val_psnr_per_frame.csv
+                                 validation video (best epoch of each run)   psnr_pose
+    table.md, table.csv          best / last val PSNR, epoch of best, pose-region and person-box PSNR
+                                 (validation at the best epoch, test), test PSNR / SSIM, training time
     index.html                   the table, the figures, and per run a GIF of predicted | true frames
-                                 with its per-frame PSNR curve under it (:mod:`posevae.report_html`)
+                                 with its per-frame PSNR curve (whole frame and pose region) under it
+                                 (:mod:`posevae.report_html`)
+
+The pose-region PSNR looks only at the pixels of each frame's pose label (dilated by 1 px), the person-box
+PSNR at the padded bounding box of the label (:mod:`posevae.metrics`): whole-frame PSNR is dominated by
+the background, these show whether the dancer keeps its arms and head.
 
 Every figure is written as PNG and SVG. Epochs are 1-based everywhere in the report (epoch 1 is the
 first epoch trained; metrics.csv's ``epoch`` column is 0-based, so report epoch = that column + 1, as in
@@ -90,6 +99,7 @@ class RunData:
     per_frame: np.ndarray | None  # val PSNR of frames 1..N-1 of the val video at the best epoch (dB)
     test: dict[str, Any] | None = None  # RUN/test/summary.json when the run was tested with ground truth
     style: Style = field(default=STRATEGY_STYLES["None"])
+    per_frame_pose: np.ndarray | None = None  # the same frames' pose-region PSNR (dB; NaN: empty label)
 
     @property
     def strategy(self) -> str:
@@ -140,16 +150,17 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
     config: dict[str, Any] = {}
     if (path / "config.json").is_file():
         config = json.loads((path / "config.json").read_text())
-    per_frame = None
+    per_frame = per_frame_pose = None
     if (path / "val_psnr_per_frame.csv").is_file():
-        per_frame = read_csv_columns(path / "val_psnr_per_frame.csv").get("psnr")
+        curves = read_csv_columns(path / "val_psnr_per_frame.csv")  # psnr_pose: since the person metrics
+        per_frame, per_frame_pose = curves.get("psnr"), curves.get("psnr_pose")
     test = None
     summary = path / "test" / "summary.json"
     if summary.is_file():
         test = json.loads(summary.read_text())
         if test.get("mean_psnr") is None:  # tested without ground truth: nothing to score
             test = None
-    return RunData(name or path.name, path, config, metrics, per_frame, test)
+    return RunData(name or path.name, path, config, metrics, per_frame, test, per_frame_pose=per_frame_pose)
 
 
 def run_names(paths: Sequence[Path], names: Sequence[str] | None = None) -> list[str]:
@@ -301,15 +312,28 @@ def fig_beta(runs: Sequence[RunData], stem: Path) -> list[Path]:
     return save_figure(fig, stem)
 
 
+def _best_epoch_index(run: RunData) -> int | None:
+    """Index (0-based row) of the run's best epoch: the highest whole-frame val_psnr, as training chooses."""
+    val = run.metrics["val_psnr"]
+    return int(np.nanargmax(val)) if np.isfinite(val).any() else None
+
+
 def fig_val_psnr(runs: Sequence[RunData], stem: Path) -> list[Path]:
-    fig, ax = _new_axes(f"Validation PSNR per epoch ({_val_frames(runs)}video, {_noise_note(runs)})",
-                        "epoch", "PSNR (dB)")
-    _plot_runs(ax, runs, "val_psnr")
+    return _fig_psnr_per_epoch(runs, stem, "val_psnr", "Validation PSNR per epoch")
+
+
+def fig_val_psnr_pose(runs: Sequence[RunData], stem: Path) -> list[Path]:
+    return _fig_psnr_per_epoch(runs, stem, "val_psnr_pose", "Validation pose-region PSNR per epoch")
+
+
+def _fig_psnr_per_epoch(runs: Sequence[RunData], stem: Path, column: str, title: str) -> list[Path]:
+    """A PSNR column of metrics.csv per epoch, runs overlaid; a star on each run's best epoch (val_psnr)."""
+    fig, ax = _new_axes(f"{title} ({_val_frames(runs)}video, {_noise_note(runs)})", "epoch", "PSNR (dB)")
+    _plot_runs(ax, runs, column)
     best = None
     for run in runs:
-        y = run.metrics["val_psnr"]
-        if np.isfinite(y).any():
-            i = int(np.nanargmax(y))
+        y, i = run.metrics[column], _best_epoch_index(run)
+        if i is not None and np.isfinite(y[i]):
             best = ax.plot(run.epochs[i], y[i], marker="*", markersize=13, color=run.style.colour,
                            markeredgecolor="black", linestyle="none", zorder=5)[0]
     extra = []
@@ -383,19 +407,30 @@ def fig_tfr(runs: Sequence[RunData], stem: Path) -> list[Path]:
 
 
 def fig_per_frame_psnr(runs: Sequence[RunData], stem: Path) -> list[Path]:
-    fig, ax = _new_axes(f"Per-frame PSNR on the {_val_frames(runs)}validation video (each run's best epoch)",
+    return _fig_per_frame(runs, stem, [run.per_frame for run in runs], "Per-frame PSNR",
+                          "a val_psnr_per_frame.csv")
+
+
+def fig_per_frame_psnr_pose(runs: Sequence[RunData], stem: Path) -> list[Path]:
+    return _fig_per_frame(runs, stem, [run.per_frame_pose for run in runs], "Per-frame pose-region PSNR",
+                          "a psnr_pose column in its val_psnr_per_frame.csv")
+
+
+def _fig_per_frame(runs: Sequence[RunData], stem: Path, curves: Sequence[np.ndarray | None], title: str,
+                   missing: str) -> list[Path]:
+    """One per-frame curve per run (``curves``, in the order of ``runs``) over the validation video."""
+    fig, ax = _new_axes(f"{title} on the {_val_frames(runs)}validation video (each run's best epoch)",
                         "frame of the validation video (frame 0 is given)", "PSNR (dB)")
-    if all(run.per_frame is None for run in runs):
-        _say_empty(ax, "a val_psnr_per_frame.csv")
-    for run in runs:
-        if run.per_frame is None:
+    if all(curve is None or not np.isfinite(curve).any() for curve in curves):
+        _say_empty(ax, missing)
+    for run, curve in zip(runs, curves, strict=True):
+        if curve is None or not np.isfinite(curve).any():
             continue
-        val = run.metrics["val_psnr"]
-        best = int(np.nanargmax(val)) if np.isfinite(val).any() else None
-        frames = np.arange(1, len(run.per_frame) + 1)  # frame 0 is given, frames 1..N-1 are predicted
+        best = _best_epoch_index(run)
+        frames = np.arange(1, len(curve) + 1)  # frame 0 is given, frames 1..N-1 are predicted
         # solid lines: dashes break up on hundreds of jagged points; the colours tell the runs apart
-        ax.plot(frames, run.per_frame, color=run.style.colour, linewidth=1.1, alpha=0.85,
-                label=f"{run.name}: epoch {run.epochs[best]:.0f}, mean {np.nanmean(run.per_frame):.2f} dB"
+        ax.plot(frames, curve, color=run.style.colour, linewidth=1.1, alpha=0.85,
+                label=f"{run.name}: epoch {run.epochs[best]:.0f}, mean {np.nanmean(curve):.2f} dB"
                 if best is not None else run.name)
     ax.xaxis.set_major_locator(_integer_ticks())
     _legend(ax)
@@ -403,13 +438,16 @@ def fig_per_frame_psnr(runs: Sequence[RunData], stem: Path) -> list[Path]:
 
 
 def psnr_curve(frames: np.ndarray, psnr_db: np.ndarray, title: str, style: Style, stem: Path,
-               xlabel: str = "frame") -> list[Path]:
-    """The small per-frame PSNR curve shown under a GIF (wide and short, to match the GIF's width); PNG only,
-    for the page."""
+               xlabel: str = "frame", pose_db: np.ndarray | None = None) -> list[Path]:
+    """The small per-frame PSNR curve shown under a GIF (wide and short, to match the GIF's width), with the
+    pose-region PSNR of the same frames beside it when given; PNG only, for the page."""
     fig, ax = _new_axes(title, xlabel, "PSNR (dB)", size=(6.4, 2.3))
-    ax.plot(frames, psnr_db, color=style.colour, linewidth=1.2)
+    ax.plot(frames, psnr_db, color=style.colour, linewidth=1.2, label="whole frame")
     ax.axhline(float(np.nanmean(psnr_db)), color="black", linewidth=0.8, linestyle="--",
-               label=f"mean {np.nanmean(psnr_db):.2f} dB")
+               label=f"whole-frame mean {np.nanmean(psnr_db):.2f} dB")
+    if pose_db is not None and np.isfinite(pose_db).any():
+        ax.plot(frames, pose_db, color="0.35", linewidth=1.0, linestyle=":",
+                label=f"pose region, mean {np.nanmean(pose_db):.2f} dB")
     ax.set_xlim(frames.min() - 0.5, frames.max() + 0.5)
     ax.xaxis.set_major_locator(_integer_ticks())
     ax.legend(loc="best", fontsize="small", framealpha=0.85)
@@ -435,6 +473,12 @@ FIGURES: list[tuple[str, Callable[[Sequence[RunData], Path], list[Path]], str]] 
     ("fig7_per_frame_psnr", fig_per_frame_psnr, (
         "Per-frame PSNR over the validation video at each run's best epoch: the error grows as the rollout "
         "drifts from the truth.")),
+    ("fig8_val_psnr_pose", fig_val_psnr_pose, (
+        "Validation PSNR over the pose region only (each frame's pose label, dilated by 1 px) per epoch, "
+        "same rollout as Figure 2; stars mark each run's best epoch by whole-frame PSNR. The background "
+        "dominates whole-frame PSNR; this shows whether the dancer's limbs and head are kept.")),
+    ("fig9_per_frame_psnr_pose", fig_per_frame_psnr_pose, (
+        "Per-frame pose-region PSNR over the validation video at each run's best epoch, beside Figure 7.")),
 ]
 
 
@@ -447,23 +491,28 @@ def write_figures(runs: Sequence[RunData], folder: Path) -> dict[str, list[Path]
 # -------------------------------------------------------------------------------------------- table
 
 TABLE_COLUMNS = ["run", "kl_anneal_type", "epochs", "best_val_psnr", "best_epoch", "last_val_psnr",
-                 "test_psnr", "test_ssim", "test_baseline_psnr", "train_seconds"]
+                 "val_psnr_pose", "val_psnr_box", "test_psnr", "test_ssim", "test_baseline_psnr",
+                 "test_psnr_pose", "test_psnr_box", "train_seconds"]
 
 
 TABLE_NOTE = ("Val PSNR: the validation video generated from its first frame with z from the prior (as at "
               "test time), mean over its predicted frames. Epochs are 1-based. Test: mean over the test "
-              "sequences with ground truth (posevae test). Training time: training and validation, summed "
-              "over the epochs.")
+              "sequences with ground truth (posevae test). Pose / box PSNR: over the pixels of each frame's "
+              "pose label (dilated by 1 px) / over its bounding box (padded by 2 px), frames with an empty "
+              "label skipped; validation's at the best epoch (chosen by whole-frame PSNR). Training time: "
+              "training and validation, summed over the epochs.")
 
 
 def table_rows(runs: Sequence[RunData]) -> list[dict[str, Any]]:
     """Table 1 and more, one row per run. best_epoch is 1-based; train_seconds sums metrics.csv's seconds
-    (training and validation of every epoch); test_* are the means over the test sequences (``posevae test``
-    with ground truth), None without."""
+    (training and validation of every epoch); val_psnr_pose / val_psnr_box are those of the best epoch (None
+    in a metrics.csv from before them); test_* are the means over the test sequences (``posevae test`` with
+    ground truth), None without."""
     rows = []
     for run in runs:
         val = run.metrics["val_psnr"]
-        best = int(np.nanargmax(val)) if np.isfinite(val).any() else None
+        best = _best_epoch_index(run)
+        test = run.test or {}
         rows.append({
             "run": run.name,
             "kl_anneal_type": run.strategy,
@@ -472,12 +521,20 @@ def table_rows(runs: Sequence[RunData]) -> list[dict[str, Any]]:
             "best_val_psnr": float(val[best]) if best is not None else None,
             "best_epoch": int(run.epochs[best]) if best is not None else None,
             "last_val_psnr": float(val[-1]) if np.isfinite(val[-1]) else None,
-            "test_psnr": run.test.get("mean_psnr") if run.test else None,
-            "test_ssim": run.test.get("mean_ssim") if run.test else None,
-            "test_baseline_psnr": run.test.get("mean_baseline_psnr") if run.test else None,
+            "val_psnr_pose": _finite_at(run.metrics["val_psnr_pose"], best),
+            "val_psnr_box": _finite_at(run.metrics["val_psnr_box"], best),
+            "test_psnr": test.get("mean_psnr"),
+            "test_ssim": test.get("mean_ssim"),
+            "test_baseline_psnr": test.get("mean_baseline_psnr"),
+            "test_psnr_pose": test.get("mean_psnr_pose"),  # absent from an older summary.json: None
+            "test_psnr_box": test.get("mean_psnr_box"),
             "train_seconds": float(np.nansum(run.metrics.get("seconds", np.array([math.nan])))),
         })
     return rows
+
+
+def _finite_at(values: np.ndarray, index: int | None) -> float | None:
+    return float(values[index]) if index is not None and np.isfinite(values[index]) else None
 
 
 def format_duration(seconds: float) -> str:
@@ -491,10 +548,14 @@ def format_duration(seconds: float) -> str:
 def table_display(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the human-readable table (markdown and HTML)."""
     header = ["run", "KL annealing", "epochs", "best val PSNR (dB)", "best epoch", "last val PSNR (dB)",
-              "test PSNR (dB)", "test SSIM", "training time"]
+              "val pose / box PSNR (dB)", "test PSNR (dB)", "test SSIM", "test pose / box PSNR (dB)",
+              "training time"]
 
     def num(v: Any, fmt: str) -> str:
         return "–" if v is None else format(v, fmt)
+
+    def pair(a: Any, b: Any) -> str:
+        return f"{num(a, '.2f')} / {num(b, '.2f')}"
 
     cells = []
     for r in rows:
@@ -502,8 +563,10 @@ def table_display(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[
         if r["num_epoch"] and r["epochs"] < r["num_epoch"]:
             epochs += f" of {r['num_epoch']}"
         cells.append([r["run"], r["kl_anneal_type"], epochs, num(r["best_val_psnr"], ".2f"),
-                      num(r["best_epoch"], "d"), num(r["last_val_psnr"], ".2f"), num(r["test_psnr"], ".2f"),
-                      num(r["test_ssim"], ".4f"), format_duration(r["train_seconds"])])
+                      num(r["best_epoch"], "d"), num(r["last_val_psnr"], ".2f"),
+                      pair(r["val_psnr_pose"], r["val_psnr_box"]), num(r["test_psnr"], ".2f"),
+                      num(r["test_ssim"], ".4f"), pair(r["test_psnr_pose"], r["test_psnr_box"]),
+                      format_duration(r["train_seconds"])])
     return header, cells
 
 
@@ -541,8 +604,9 @@ class Clip:
 def render_val_compare(run: Path, *, device: str = "auto") -> tuple[Path, Path]:
     """Roll out the run's best checkpoint on its validation video, as validation does (z from the prior,
     the run's noise_scale and sample_seed): writes RUN/val_compare.gif (predicted | true, side by side) and
-    RUN/val_compare_psnr.csv (frame, psnr of that rollout). Skips the work when both are newer than the
-    checkpoint. Raises UserError when the checkpoint or the dataset cannot be read."""
+    RUN/val_compare_psnr.csv (frame, psnr, psnr_pose, psnr_box of that rollout). Skips the work when both
+    are newer than the checkpoint and the CSV has the pose column. Raises UserError when the checkpoint or
+    the dataset cannot be read."""
     import torch
 
     from posevae.checkpoint import load_checkpoint
@@ -550,14 +614,16 @@ def render_val_compare(run: Path, *, device: str = "auto") -> tuple[Path, Path]:
     from posevae.device import resolve_device
     from posevae.generate import GIF_FPS
     from posevae.media import save_gif, side_by_side, to_uint8
-    from posevae.metrics import psnr
+    from posevae.metrics import frame_and_person_psnr
     from posevae.model import PoseVAE
     from posevae.rollout import generate, to_unit_float
+    from posevae.train import per_frame_csv
 
     ckpt_path = run / "checkpoints" / "best.safetensors"
     gif, csv_path = run / "val_compare.gif", run / "val_compare_psnr.csv"
     if (gif.is_file() and csv_path.is_file() and ckpt_path.is_file()
-            and min(gif.stat().st_mtime, csv_path.stat().st_mtime) >= ckpt_path.stat().st_mtime):
+            and min(gif.stat().st_mtime, csv_path.stat().st_mtime) >= ckpt_path.stat().st_mtime
+            and "psnr_pose" in csv_path.read_text().partition("\n")[0].split(",")):  # else: an older CSV
         return gif, csv_path
     ckpt = load_checkpoint(ckpt_path)
     cfg = ckpt.config
@@ -571,13 +637,13 @@ def render_val_compare(run: Path, *, device: str = "auto") -> tuple[Path, Path]:
     poses = to_unit_float(video.labels[None], dev)
     gen = torch.Generator(dev).manual_seed(cfg.sample.sample_seed)
     pred = generate(model, frames[:, 0], poses, noise_scale=cfg.sample.noise_scale, generator=gen)[0]
-    per_frame = psnr(pred[1:], frames[0, 1:]).cpu().tolist()  # frames 1..T-1; frame 0 is given
+    per_frame = {name: values.cpu().tolist()  # frames 1..T-1; frame 0 is given
+                 for name, values in frame_and_person_psnr(pred[1:], frames[0, 1:], poses[0, 1:]).items()}
     pred_u8 = to_uint8(pred).cpu()
     pred_u8[0] = video.frames[0]
     scale = max(1, math.ceil(64 / cfg.model.frame_H))
     save_gif(gif, side_by_side(pred_u8, video.frames), fps=GIF_FPS, scale=scale)
-    atomic_write_text(csv_path, "frame,psnr\n" + "".join(f"{i + 1},{p:.6f}\n"
-                                                         for i, p in enumerate(per_frame)))
+    atomic_write_text(csv_path, per_frame_csv(per_frame))
     return gif, csv_path
 
 
@@ -600,16 +666,18 @@ def collect_clips(run: RunData, media: Path, *, gifs: bool = True,
             shutil.copyfile(gif, dest)
             stem = media / f"{tag}_val_psnr_curve"
             psnr_curve(curve["frame"], curve["psnr"], f"{run.name}: per-frame PSNR of the validation GIF",
-                       run.style, stem, xlabel="frame of the validation video")
+                       run.style, stem, xlabel="frame of the validation video",
+                       pose_db=curve.get("psnr_pose"))
             clips.append(Clip("Validation video, best epoch", dest, stem.with_suffix(".png")))
     elif gifs:
         notes.append("No validation GIF: the run has no checkpoints/best.safetensors.")
     scores = run.test_dir / "scores.csv"
     if scores.is_file():
         with open(scores, newline="") as f:
-            by_seq: dict[str, list[tuple[int, float]]] = {}
+            by_seq: dict[str, list[tuple[int, float, float]]] = {}  # psnr_pose NaN in an older scores.csv
             for r in csv.DictReader(f):
-                by_seq.setdefault(r["sequence"], []).append((int(r["frame"]), _float(r["psnr"])))
+                by_seq.setdefault(r["sequence"], []).append((int(r["frame"]), _float(r["psnr"]),
+                                                             _float(r.get("psnr_pose"))))
         for name, points in sorted(by_seq.items(), key=lambda kv: (not kv[0].isdigit(), kv[0].zfill(9))):
             src = run.test_dir / f"compare_seq{name}.gif"
             if not src.is_file():
@@ -617,9 +685,9 @@ def collect_clips(run: RunData, media: Path, *, gifs: bool = True,
             dest = media / f"{tag}_test_seq{slug(name)}.gif"
             shutil.copyfile(src, dest)
             stem = media / f"{tag}_test_seq{slug(name)}_psnr_curve"
-            x, y = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+            x, y, pose = (np.array(column) for column in zip(*points))
             psnr_curve(x, y, f"{run.name}: per-frame PSNR of test sequence {name}", run.style, stem,
-                       xlabel="frame of the test sequence")
+                       xlabel="frame of the test sequence", pose_db=pose)
             clips.append(Clip(f"Test sequence {name}", dest, stem.with_suffix(".png")))
     return clips, " ".join(notes)
 

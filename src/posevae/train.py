@@ -41,7 +41,7 @@ from posevae.config import RunConfig, config_diff
 from posevae.data.lab import ClipDataset, Video, load_val_video, load_video
 from posevae.errors import UserError
 from posevae.losses import reconstruction_mse, step_kl
-from posevae.metrics import psnr
+from posevae.metrics import frame_and_person_psnr, psnr
 from posevae.model import PoseVAE
 from posevae.rollout import evaluating, rollout, to_unit_float
 from posevae.schedules import kl_beta, teacher_forcing_ratio
@@ -49,6 +49,7 @@ from posevae.schedules import kl_beta, teacher_forcing_ratio
 METRIC_COLUMNS = [
     "epoch", "loss", "mse", "kl", "beta", "tfr", "teacher_forcing", "lr",
     "val_psnr", "val_psnr_posterior", "val_mse", "val_kl", "val_loss", "skipped_steps", "seconds",
+    "val_psnr_pose", "val_psnr_box",  # added later: at the end, so older files keep their column positions
 ]
 # Keys of the config that may differ when resuming (they do not change the numbers; a run folder may move).
 RESUMABLE_CHANGES = {"train.device", "data.num_workers", "data.cache_dir", "data.DR", "train.save_root"}
@@ -159,8 +160,11 @@ def evaluate_video(
     """Fully autoregressive validation over the whole video.
 
     val_psnr (and the per-frame curve) comes from a rollout with z from the prior (noise scaled by noise_scale),
-    exactly as at test time. val_mse / val_kl / val_loss come from a second autoregressive rollout with z
-    from the posterior of the true frames (the KL needs it); its PSNR is val_psnr_posterior.
+    exactly as at test time; so do val_psnr_pose and val_psnr_box, the PSNR over the pose region and over
+    the person box of each frame's label (posevae.metrics; frames with an empty label are skipped).
+    val_mse / val_kl / val_loss come from a second autoregressive rollout with z from the posterior of the
+    true frames (the KL needs it); its PSNR is val_psnr_posterior. "per_frame" holds the per-frame values
+    of frames 1..T-1 ({"psnr", "psnr_pose", "psnr_box"} -> list).
     """
     frames = to_unit_float(video.frames[None], device)  # (1, T, 3, H, W)
     poses = to_unit_float(video.labels[None], device)
@@ -176,16 +180,19 @@ def evaluate_video(
         prior = rollout(model, frames[:, 0], poses, noise_scale=noise_scale, generator=gen, autocast=autocast)
         post = rollout(model, frames[:, 0], poses, truth=frames, use_posterior=True, generator=gen,
                        on_step=on_step, autocast=autocast)
-    per_frame = psnr(prior[0, 1:], frames[0, 1:]).cpu()
+    per_frame = {name: values.cpu() for name, values in  # frames 1..T-1; frame 0 is given
+                 frame_and_person_psnr(prior[0, 1:], frames[0, 1:], poses[0, 1:]).items()}
     steps = frames.shape[1] - 1
     mse, kl = sums["mse"].item() / steps, sums["kl"].item() / steps
     return {
-        "val_psnr": per_frame.mean().item(),
+        "val_psnr": per_frame["psnr"].mean().item(),
         "val_psnr_posterior": psnr(post[0, 1:], frames[0, 1:]).mean().item(),
         "val_mse": mse,
         "val_kl": kl,
         "val_loss": mse + beta * kl,
-        "psnr_per_frame": per_frame.tolist(),
+        "val_psnr_pose": per_frame["psnr_pose"].nanmean().item(),  # NaN only when no label has a pose pixel
+        "val_psnr_box": per_frame["psnr_box"].nanmean().item(),
+        "per_frame": {name: values.tolist() for name, values in per_frame.items()},
     }
 
 
@@ -239,6 +246,14 @@ class RunFolder:
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.metrics, buf.getvalue())
+
+
+def per_frame_csv(per_frame: dict[str, list[float]]) -> str:
+    """val_psnr_per_frame.csv: frame (1..N-1), then one column per metric ("nan" for an empty label)."""
+    columns = list(per_frame)
+    rows = zip(*(per_frame[c] for c in columns))
+    return ",".join(["frame", *columns]) + "\n" + "".join(
+        f"{i + 1}," + ",".join(f"{v:.6f}" for v in values) + "\n" for i, values in enumerate(rows))
 
 
 def _fmt(value: Any) -> Any:
@@ -384,7 +399,7 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
                                    "lr": lr, "skipped_steps": skipped}
             val = evaluate_video(net, val_video, device=device, beta=beta, noise_scale=cfg.sample.noise_scale,
                                  seed=cfg.sample.sample_seed, kl_norm=t.kl_norm, autocast=autocast)
-            per_frame = val.pop("psnr_per_frame")
+            per_frame = val.pop("per_frame")
             row.update(val)
             row["seconds"] = time.perf_counter() - started
             rows.append({k: _fmt(v) for k, v in row.items()})
@@ -403,15 +418,15 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
                                optimizer.state_dict())
             if is_best:
                 save_checkpoint(run.best, state)
-                atomic_write_text(run.per_frame, "frame,psnr\n" + "".join(
-                    f"{i + 1},{p:.6f}\n" for i, p in enumerate(per_frame)))
+                atomic_write_text(run.per_frame, per_frame_csv(per_frame))
             if (epoch + 1) % t.per_save == 0:
                 save_checkpoint(run.checkpoints / f"epoch_{epoch + 1}.safetensors", state)
             save_checkpoint(run.last, state)  # last, so a crash before it replays this epoch on resume
             if progress:
                 tqdm.write(f"epoch {epoch + 1}/{t.num_epoch}: loss {row['loss']:.4g} (mse {row['mse']:.4g}, "
                            f"kl {row['kl']:.4g}, beta {beta:.3f}), tf {'on' if use_tf else 'off'} "
-                           f"(ratio {tfr:.2f}), val PSNR {val['val_psnr']:.2f} dB"
+                           f"(ratio {tfr:.2f}), val PSNR {val['val_psnr']:.2f} dB "
+                           f"(pose {val['val_psnr_pose']:.2f}, box {val['val_psnr_box']:.2f})"
                            f"{' (best)' if is_best else ''}, {row['seconds']:.1f} s", file=sys.stderr)
             distributed.barrier()
     except KeyboardInterrupt:
