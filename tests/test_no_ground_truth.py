@@ -161,6 +161,8 @@ def test_report_and_demo_summary_of_a_run_tested_without_ground_truth(world, tmp
     from posevae.demo_job import _print_summary
 
     test = json.loads((run / "test" / "summary.json").read_text())
-    _print_summary({"gain_over_baseline_db": None, "seconds_total": 1.0}, test, 20.0, tmp_path, None)
+    summary = {"gain_over_baseline_db": None, "seconds_total": 1.0, "val_psnr_pose": 15.0, "val_psnr_box": 16.0,
+               "test_psnr_pose": test["mean_psnr_pose"], "test_psnr_box": test["mean_psnr_box"]}
+    _print_summary(summary, test, 20.0, tmp_path, None)
     printed = capsys.readouterr().out
     assert "n/a" in printed and "test scores skipped: no ground truth" in printed

@@ -494,6 +494,7 @@ def test_run(
         "prior": cfg.model.prior,
         "seed": seed,
         "checkpoint": str(Path(ckpt).resolve()),
+        "dataset": str(Path(DR).resolve()),
         "device": str(dev),
     }
     if multi:

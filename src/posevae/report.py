@@ -455,6 +455,31 @@ def psnr_curve(frames: np.ndarray, psnr_db: np.ndarray, title: str, style: Style
 
 
 # (file name, drawing function, caption on the page), in the seed report's order
+def fig_person_crops(runs: Sequence[RunData], stem: Path) -> list[Path]:
+    """Crops around the dancer at a few frames of the first test sequence with ground truth: the truth, then
+    each tested run's prediction (posevae.report_crops)."""
+    from posevae.report_crops import crop_indices, draw_person_crops, first_source_with_truth, read_predicted
+
+    source, predictions = None, {}
+    for run in runs:
+        if run.test is None:  # not tested, or tested without ground truth
+            continue
+        model = run.config.get("model", {})
+        dataset = run.test.get("dataset") or run.config.get("data", {}).get("DR")
+        if source is None and dataset:
+            source = first_source_with_truth(dataset, model.get("frame_H", 32), model.get("frame_W", 64))
+        if source is not None:
+            indices = crop_indices(source.truth.shape[0])
+            frames = read_predicted(run.path, source, indices)
+            if frames is not None:
+                predictions[run.name] = frames
+    if not predictions:
+        fig, ax = _new_axes("Crops around the dancer", "", "")
+        _say_empty(ax, "test frames with ground truth (posevae test into RUN/test)")
+        return save_figure(fig, stem)
+    return save_figure(draw_person_crops(source, predictions, indices, FIGURE_SIZE), stem)
+
+
 FIGURES: list[tuple[str, Callable[[Sequence[RunData], Path], list[Path]], str]] = [
     ("fig1_beta", fig_beta, "KL weight β per epoch under each annealing strategy."),
     ("fig2_val_psnr", fig_val_psnr, (
@@ -479,6 +504,10 @@ FIGURES: list[tuple[str, Callable[[Sequence[RunData], Path], list[Path]], str]] 
         "dominates whole-frame PSNR; this shows whether the dancer's limbs and head are kept.")),
     ("fig9_per_frame_psnr_pose", fig_per_frame_psnr_pose, (
         "Per-frame pose-region PSNR over the validation video at each run's best epoch, beside Figure 7.")),
+    ("fig10_person_crops", fig_person_crops, (
+        "Crops around the dancer (the person box of the true frame's pose label, enlarged) at a few frames of "
+        "the first test sequence: the true frame, then each run's prediction. Whole frames hide whether arms, "
+        "hands and head are kept; these crops show it.")),
 ]
 
 
