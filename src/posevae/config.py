@@ -39,12 +39,20 @@ class ModelConfig:
     downsample: int = 1  # 1 = the lab's full-resolution model; 2, 4, 8 = "fast" presets
     frame_skip: bool = False  # feed the previous frame's pixels to the generator's last stage
     prior: Literal["fixed", "learned"] = "fixed"  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
+    # the "sharp" preset (posevae.unet_parts); the defaults build the models of before
+    skips: bool = False  # U-Net skips: previous frame and next pose reach the generator at every scale
+    skip_width: int = 16  # skip-encoder channels at full resolution, doubled at each halving
+    warp: bool = False  # full-resolution flow + blend mask that warps the previous frame into the output
 
     def __post_init__(self) -> None:
         for name in ("frame_H", "frame_W", "F_dim", "L_dim", "N_dim", "D_out_dim"):
             _require(getattr(self, name) > 0, f"--{name} must be a positive integer, got {getattr(self, name)}.")
         _require(self.prior in ("fixed", "learned"), f"--prior must be fixed or learned, got {self.prior!r}.")
         _require(self.downsample in (1, 2, 4, 8), f"--downsample must be 1, 2, 4 or 8, got {self.downsample}.")
+        _require(self.skip_width > 0, f"--skip_width must be a positive integer, got {self.skip_width}.")
+        _require(not (self.skips and self.frame_skip),
+                 "--skips already feeds the previous frame's pixels to the generator's full-resolution stage: "
+                 "drop --frame_skip (pass --no-frame_skip after a preset that sets it).")
         _require(
             self.frame_H % self.downsample == 0 and self.frame_W % self.downsample == 0,
             f"Frame size {self.frame_H}x{self.frame_W} is not divisible by the model's downsample factor "
@@ -53,11 +61,14 @@ class ModelConfig:
         )
 
 
-# Named model variants (CLI `--preset`). "lab" is the course model; "fast" downsamples 4x, see docs.
+# Named model variants (CLI `--preset`). "lab" is the course model; "fast" downsamples 4x; "sharp" adds
+# full-resolution skips and warping to fast (docs/performance.md).
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "lab": {},
     "fast": {"downsample": 4, "frame_skip": True},
     "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "downsample": 2, "frame_skip": True},
+    # fast's latent and fusion at /4, plus U-Net skips of frame and pose and a warp of the previous frame
+    "sharp": {"downsample": 4, "skips": True, "warp": True},
 }
 
 
@@ -113,6 +124,7 @@ class TrainConfig:
     kl_anneal_cycle: int = 10
     kl_anneal_ratio: float = 0.5
     kl_norm: Literal["elements", "batch"] = "elements"
+    gdl_weight: float = 0.0  # weight of the gradient-difference (edge) loss beside the MSE; 0 = the lab's loss
     max_bad_steps: int = 20  # stop after this many non-finite losses in a row
     seed: int = 1
     device: str = "auto"
@@ -139,6 +151,7 @@ class TrainConfig:
                  "beta = 0 in every epoch (the KL would never be trained): use --kl_anneal_cycle <= "
                  f"{max(1, (self.num_epoch - 1) // 2)} or another --kl_anneal_type.")
         _require(self.grad_clip >= 0, f"--grad_clip must be >= 0, got {self.grad_clip}.")
+        _require(self.gdl_weight >= 0, f"--gdl_weight must be >= 0, got {self.gdl_weight}.")
         _require(self.max_bad_steps >= 1, f"--max_bad_steps must be >= 1, got {self.max_bad_steps}.")
         _require(self.val_every >= 1, f"--val_every must be >= 1, got {self.val_every}.")
 
