@@ -217,6 +217,9 @@ def test_cli_train_sharp_interrupted_and_resumed_equals_uninterrupted(tmp_path, 
     assert a.model_state.keys() == b.model_state.keys()
     for name in a.model_state:
         torch.testing.assert_close(a.model_state[name], b.model_state[name], rtol=1e-5, atol=1e-6, msg=name)
-    read = lambda run: [{k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
-                        for r in csv.DictReader(open(run / "metrics.csv"))]
-    assert read(tmp_path / "full") == read(tmp_path / "cut")
+    assert metrics_but_seconds(tmp_path / "full") == metrics_but_seconds(tmp_path / "cut")
+
+
+def metrics_but_seconds(run) -> list[dict[str, str]]:
+    with open(run / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]

@@ -8,8 +8,9 @@ Every logvar is clamped to [-10, 10] and the sum normalised either by every late
 
 The gradient-difference loss (GDL) of Mathieu, Couprie & LeCun ("Deep multi-scale video prediction beyond
 mean square error", ICLR 2016, eq. 5) penalises differences between the image gradients of the prediction
-and of the target, which MSE alone lets blur away: with alpha = 1,
-GDL = mean_{i,j} | |Y[i,j] - Y[i-1,j]| - |P[i,j] - P[i-1,j]| | + mean_{i,j} | |Y[i,j-1] - Y[i,j]| - |P[i,j-1] - P[i,j]| |
+and of the target, which MSE alone lets blur away (Y the target, P the prediction, alpha = 1 by default):
+GDL = mean_ij | |Y[i,j] - Y[i-1,j]| - |P[i,j] - P[i-1,j]| |^alpha
+    + mean_ij | |Y[i,j-1] - Y[i,j]| - |P[i,j-1] - P[i,j]| |^alpha
 (means instead of the paper's sums, so the weight does not depend on the frame size). Off by default
 (``--gdl_weight 0``): the lab's loss is MSE + beta * KL.
 """
@@ -66,8 +67,11 @@ def reconstruction_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 def gradient_difference_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """GDL of (..., H, W) images (module doc): mean over the vertical, plus mean over the horizontal differences."""
+    """GDL of (..., H, W) images (module doc): the mean over vertical plus the mean over horizontal neighbours."""
     pred, target = pred.float(), target.float()
-    vertical = ((target[..., 1:, :] - target[..., :-1, :]).abs() - (pred[..., 1:, :] - pred[..., :-1, :]).abs())
-    horizontal = ((target[..., :, 1:] - target[..., :, :-1]).abs() - (pred[..., :, 1:] - pred[..., :, :-1]).abs())
-    return vertical.abs().pow(alpha).mean() + horizontal.abs().pow(alpha).mean()
+
+    def edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # |d/dy|, |d/dx|
+        return (image[..., 1:, :] - image[..., :-1, :]).abs(), (image[..., :, 1:] - image[..., :, :-1]).abs()
+
+    (pred_dy, pred_dx), (target_dy, target_dx) = edges(pred), edges(target)
+    return (target_dy - pred_dy).abs().pow(alpha).mean() + (target_dx - pred_dx).abs().pow(alpha).mean()

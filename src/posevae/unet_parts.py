@@ -74,7 +74,7 @@ def pixel_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def warp_frame(frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Backward-warp ``frame`` (B, C, H, W) by ``flow`` (B, 2, H, W) in pixels (dx, dy): out[p] = frame[p + flow[p]].
+    """Backward-warp ``frame`` (B, C, H, W) by ``flow`` (B, 2, H, W) in pixels (dx, dy): out[p] = frame[p + flow].
 
     Bilinear, border padding (a pixel pulled from outside repeats the edge), align_corners=False; computed
     in float32 whatever the autocast dtype. Zero flow returns ``frame`` (pixel centres land on pixel centres).
@@ -109,7 +109,8 @@ class WarpBlendHead(nn.Module):
         nn.init.zeros_(self.motion.weight)
         nn.init.zeros_(self.motion.bias)
 
-    def forward(self, features: torch.Tensor, generated: torch.Tensor, prev_frame: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, generated: torch.Tensor, prev_frame: torch.Tensor
+                ) -> torch.Tensor:  # (B, C, H, W), (B, 3, H, W), (B, 3, H, W) -> (B, 3, H, W)
         motion = self.motion(features).float()  # (B, 3, H, W)
         flow, mask_logit = motion[:, :2], motion[:, 2:]
         return blend(warp_frame(prev_frame, flow), generated.float(), torch.sigmoid(mask_logit))
