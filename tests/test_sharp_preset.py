@@ -223,3 +223,15 @@ def test_cli_train_sharp_interrupted_and_resumed_equals_uninterrupted(tmp_path, 
 def metrics_but_seconds(run) -> list[dict[str, str]]:
     with open(run / "metrics.csv") as f:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def test_the_sharp_step_compiles_with_a_dynamic_batch():
+    """--compile with the sharp preset: the warp's sampling grid traces with a symbolic batch size."""
+    model = PoseVAE(tiny_sharp())
+    compiled = torch.compile(model, dynamic=True, backend="eager", fullgraph=True)
+    for batch in (3, 5):
+        x = torch.rand(3, batch, 3, 16, 32)
+        torch.manual_seed(7)
+        eager = model(x[0], x[1], x[2])
+        torch.manual_seed(7)
+        torch.testing.assert_close(compiled(x[0], x[1], x[2]).frame, eager.frame)

@@ -27,7 +27,9 @@ class ModelConfig:
 
     ``downsample`` is the spatial factor between the frame and the latent: 1 keeps every layer at full
     resolution (the lab's model); 2 or 4 make the encoders downsample and the generator upsample back,
-    which cuts the FLOPs per frame by about ``downsample**2``.
+    which cuts the FLOPs per frame by about ``downsample**2``. ``skips`` and ``warp`` (the "sharp" preset,
+    :mod:`posevae.unet_parts`) bring the previous frame and the next pose back at every resolution up to
+    the full one, and let the output copy the previous frame along a predicted flow.
     """
 
     frame_H: int = 32
