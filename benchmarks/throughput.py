@@ -333,9 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile-only", action="store_true",
                     help="only the baseline and the torch.compile configurations (implies --compile)")
     ap.add_argument("--force-bf16", action="store_true", help="run bf16 even where it is not fast")
-    ap.add_argument("--presets", default="lab,fast", help="comma-separated presets (default lab,fast)")
+    ap.add_argument("--presets", default="lab,fast", help="comma-separated presets (default lab,fast; also sharp)")
     ap.add_argument("--lab-batch", type=int, default=None, help="default 2 on CPU, 16 on CUDA")
-    ap.add_argument("--fast-batch", type=int, default=None, help="default 8 on CPU, 64 on CUDA")
+    ap.add_argument("--fast-batch", type=int, default=None,
+                    help="batch of the fast, sharp and tiny presets: default 8 on CPU, 64 on CUDA")
     ap.add_argument("--iters", type=int, default=None,
                     help="timed iterations (default 2 lab / 3 fast on CPU)")
     ap.add_argument("--gen-frames", type=int, default=None, help="frames of the rollout (default 630)")
@@ -356,11 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     warmup = 1 if not cuda else 3
     if args.compile:
         warmup += 2
-    batches = {"lab": args.lab_batch or (16 if cuda else 2), "fast": args.fast_batch or (64 if cuda else 8),
-               "tiny": args.fast_batch or (64 if cuda else 8)}
-    iters_of = {"lab": args.iters or (1 if args.quick else (10 if cuda else 2)),
-                "fast": args.iters or (1 if args.quick else (10 if cuda else 3)),
-                "tiny": args.iters or (1 if args.quick else (10 if cuda else 3))}
+    fast_batch = args.fast_batch or (64 if cuda else 8)
+    fast_iters = args.iters or (1 if args.quick else (10 if cuda else 3))
+    batches = {"lab": args.lab_batch or (16 if cuda else 2), "fast": fast_batch, "tiny": fast_batch,
+               "sharp": fast_batch}
+    iters_of = {"lab": args.iters or (1 if args.quick else (10 if cuda else 2)), "fast": fast_iters,
+                "tiny": fast_iters, "sharp": fast_iters}
     bf16 = fast_bf16_available(device) or args.force_bf16
 
     started = time.perf_counter()

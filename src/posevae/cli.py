@@ -34,6 +34,10 @@ HELP = {
     "save_root": "run folder (metrics.csv, checkpoints/, tb/)",
     "downsample": "latent = frame / downsample (1 = the lab's model)",
     "frame_skip": "feed the previous frame's pixels to the generator's last stage",
+    "skips": "U-Net skips: light encoders of the previous frame and next pose feed the generator at every scale",
+    "skip_width": "channels of the skip encoders at full resolution (doubled at each halving)",
+    "warp": "blend the output with the previous frame warped by a predicted full-resolution flow",
+    "gdl_weight": "weight of the gradient-difference (edge) loss beside the MSE (0 = off, the lab's loss)",
     "train_vi_len": "frames per training clip",
     "stride": "frames between clip starts (default: train_vi_len, non-overlapping)",
     "val_vi_len": "frames of the validation video",
@@ -210,8 +214,9 @@ def make_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder exactly where it stopped")
     p.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="lab",
-                   help="model variant: lab (the course model), fast (4x downsampled latent), tiny (tests), "
-                        "template (the course template's model exactly)")
+                   help="model variant: lab (the course model), fast (4x downsampled latent), sharp (fast + "
+                        "full-resolution skips of frame and pose + warping), tiny (tests), template (the course "
+                        "template's model exactly)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_options(p, ["model", "data", "train", "sample"])
     p.set_defaults(func=_train)

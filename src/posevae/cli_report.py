@@ -50,7 +50,8 @@ def add_report_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="strategies (None, Monotonic, Cyclical, FuCyclical) or named configurations "
                         "'name:field=value,...' of training options, e.g. 'Cyclical:kl_anneal_cycle=2'")
     p.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="lab",
-                   help="model variant: lab (the course model), fast (4x downsampled latent), tiny (tests)")
+                   help="model variant: lab (the course model), fast (4x downsampled latent), sharp (fast + "
+                        "full-resolution skips of frame and pose + warping), tiny (tests)")
     p.add_argument("--gifs", action=argparse.BooleanOptionalAction, default=True,
                    help="render each run's validation video (predicted | true) as a GIF for the page")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

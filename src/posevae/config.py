@@ -35,6 +35,10 @@ class ModelConfig:
     clamp, unbounded logvar; its parameter names map onto ours): the model of a converted template ``.ckpt``
     (``posevae convert``), see :mod:`posevae.model_template`. "posevae" (the default) is the lab model with
     those fixed. The template variant has no fast-preset options (downsample 1, no frame skip, fixed prior).
+
+    ``skips`` and ``warp`` (the "sharp" preset, :mod:`posevae.unet_parts`) bring the previous frame and the
+    next pose back at every resolution up to the full one, and let the output copy the previous frame along a
+    predicted flow.
     """
 
     frame_H: int = 32
@@ -47,6 +51,10 @@ class ModelConfig:
     frame_skip: bool = False  # feed the previous frame's pixels to the generator's last stage
     prior: Literal["fixed", "learned"] = "fixed"  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
     variant: Literal["posevae", "template"] = "posevae"  # "template": the course template's model exactly
+    # the "sharp" preset (posevae.unet_parts); the defaults build the models of before
+    skips: bool = False  # U-Net skips: previous frame and next pose reach the generator at every scale
+    skip_width: int = 16  # skip-encoder channels at full resolution, doubled at each halving
+    warp: bool = False  # full-resolution flow + blend mask that warps the previous frame into the output
 
     def __post_init__(self) -> None:
         for name in ("frame_H", "frame_W", "F_dim", "L_dim", "N_dim", "D_out_dim"):
@@ -55,10 +63,14 @@ class ModelConfig:
         _require(self.downsample in (1, 2, 4, 8), f"--downsample must be 1, 2, 4 or 8, got {self.downsample}.")
         _require(self.variant in ("posevae", "template"),
                  f"--variant must be posevae or template, got {self.variant!r}.")
-        plain = self.downsample == 1 and not self.frame_skip and self.prior == "fixed"
+        plain = self.downsample == 1 and not (self.frame_skip or self.skips or self.warp) and self.prior == "fixed"
         _require(self.variant == "posevae" or plain,
-                 "--variant template is the course template's model: it has no --downsample, --frame_skip or "
-                 "--prior learned; drop those options (or use --preset lab or fast).")
+                 "--variant template is the course template's model: it has no --downsample, --frame_skip, "
+                 "--skips, --warp or --prior learned; drop those options (or use --preset lab or fast).")
+        _require(self.skip_width > 0, f"--skip_width must be a positive integer, got {self.skip_width}.")
+        _require(not (self.skips and self.frame_skip),
+                 "--skips already feeds the previous frame's pixels to the generator's full-resolution stage: "
+                 "drop --frame_skip (pass --no-frame_skip after a preset that sets it).")
         _require(
             self.frame_H % self.downsample == 0 and self.frame_W % self.downsample == 0,
             f"Frame size {self.frame_H}x{self.frame_W} is not divisible by the model's downsample factor "
@@ -67,13 +79,16 @@ class ModelConfig:
         )
 
 
-# Named model variants (CLI `--preset`). "lab" is the course model; "fast" downsamples 4x, see docs;
-# "template" is the course template's model exactly (its quirks kept), to read and continue its checkpoints.
+# Named model variants (CLI `--preset`). "lab" is the course model; "fast" downsamples 4x; "sharp" adds
+# full-resolution skips and warping to fast (docs/performance.md); "template" is the course template's model
+# exactly (its quirks kept), to read and continue its checkpoints.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "lab": {},
     "template": {"variant": "template"},
     "fast": {"downsample": 4, "frame_skip": True},
     "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "downsample": 2, "frame_skip": True},
+    # fast's latent and fusion at /4, plus U-Net skips of frame and pose and a warp of the previous frame
+    "sharp": {"downsample": 4, "skips": True, "warp": True},
 }
 
 
@@ -129,6 +144,7 @@ class TrainConfig:
     kl_anneal_cycle: int = 10
     kl_anneal_ratio: float = 0.5
     kl_norm: Literal["elements", "batch"] = "elements"
+    gdl_weight: float = 0.0  # weight of the gradient-difference (edge) loss beside the MSE; 0 = the lab's loss
     max_bad_steps: int = 20  # stop after this many non-finite losses in a row
     seed: int = 1
     device: str = "auto"
@@ -162,6 +178,7 @@ class TrainConfig:
                  f"{self.kl_anneal_type} KL annealing with {self.kl_anneal_cycle} cycles over {self.num_epoch} "
                  f"epochs gives beta = 0 in every epoch (the KL would never be trained): {self._kl_fix()}.")
         _require(self.grad_clip >= 0, f"--grad_clip must be >= 0, got {self.grad_clip}.")
+        _require(self.gdl_weight >= 0, f"--gdl_weight must be >= 0, got {self.gdl_weight}.")
         _require(self.max_bad_steps >= 1, f"--max_bad_steps must be >= 1, got {self.max_bad_steps}.")
         _require(self.val_every >= 1, f"--val_every must be >= 1, got {self.val_every}.")
 

@@ -22,6 +22,9 @@ What differs from the lab, and why:
 * ``downsample > 1`` (the "fast" preset) adds strided convolutions to the encoders and nearest-neighbour
   upsampling to the generator, so the latent is (H/d, W/d); ``frame_skip`` feeds the previous frame's
   pixels to the generator's last, full-resolution stage so the low-resolution path need not carry them.
+* ``skips`` (the "sharp" preset) adds light encoders of the previous frame and the next pose whose features
+  join the generator at every scale up to full resolution (U-Net skips), and ``warp`` blends the output
+  with the previous frame warped by a predicted flow; see :mod:`posevae.unet_parts`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from torch import nn
 from posevae.config import ModelConfig
 from posevae.layers import DepthConvBlock, ResidualBlock, downsample2x, upsample2x
 from posevae.model_template import TEMPLATE_SLOPE, TemplateBatchNorm2d
+from posevae.unet_parts import SkipGenerator, SkipPyramid, WarpBlendHead
 
 LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0  # symmetric: the soft bound is LOGVAR_MAX * tanh(x / LOGVAR_MAX)
 
@@ -179,11 +183,13 @@ class Generator(nn.Module):
     """D -> RGB: DCB(D) Res(D,D/2) DCB Res(D/2,D/4) DCB Res(D/4,D/8) DCB Conv1x1(D/8,3), then a sigmoid.
 
     With ``downsample > 1`` the last stages are preceded by 2x upsampling; with ``frame_skip`` the previous
-    frame's pixels are concatenated before the final full-resolution block. ``sigmoid`` False (the course
-    template) returns the last convolution's output as it is.
+    frame's pixels are concatenated before the final full-resolution block; with ``warp`` the output is
+    blended with the previous frame warped by a predicted flow (:class:`~posevae.unet_parts.WarpBlendHead`).
+    ``sigmoid`` False (the course template) returns the last convolution's output as it is.
     """
 
-    def __init__(self, in_ch: int, downsample: int = 1, frame_skip: bool = False, sigmoid: bool = True) -> None:
+    def __init__(self, in_ch: int, downsample: int = 1, frame_skip: bool = False, warp: bool = False,
+                 sigmoid: bool = True) -> None:
         super().__init__()
         widths = [in_ch, in_ch // 2, in_ch // 4, in_ch // 8]
         halvings = _n_halvings(downsample)
@@ -199,13 +205,17 @@ class Generator(nn.Module):
         self.skip_in = nn.Conv2d(last + 3, last, 1) if frame_skip else nn.Identity()
         self.head = nn.Sequential(DepthConvBlock(last), nn.Conv2d(last, 3, 1))
         self.sigmoid = sigmoid
+        self.warp = WarpBlendHead(last) if warp else None
 
     def forward(self, fused: torch.Tensor, prev_frame: torch.Tensor | None = None) -> torch.Tensor:
         x = self.stages(fused)
         if self.frame_skip:
             x = self.skip_in(torch.cat([x, prev_frame], dim=1))
-        out = self.head(x)
-        return torch.sigmoid(out) if self.sigmoid else out
+        if self.warp is None:
+            out = self.head(x)
+            return torch.sigmoid(out) if self.sigmoid else out
+        features = self.head[0](x)  # (B, D/8, H, W)
+        return self.warp(features, torch.sigmoid(self.head[1](features)), prev_frame)
 
 
 class PoseVAE(nn.Module):
@@ -223,7 +233,15 @@ class PoseVAE(nn.Module):
         # p(z | previous frame, next pose); absent with the fixed N(0, I) prior (the lab's parameters exactly)
         self.prior = GaussianPredictor(c.F_dim + c.L_dim, c.N_dim) if c.prior == "learned" else None
         self.fusion = DecoderFusion(c.F_dim + c.L_dim + c.N_dim, c.D_out_dim)
-        self.generator = Generator(c.D_out_dim, c.downsample, c.frame_skip, sigmoid=not template)
+        # the sharp preset's skip encoders (posevae.unet_parts); absent otherwise (older models exactly)
+        self.frame_pyramid = self.pose_pyramid = None
+        if c.skips:
+            levels = max(_n_halvings(c.downsample), 1)
+            self.frame_pyramid = SkipPyramid(c.skip_width, levels)  # previous frame, not detached
+            self.pose_pyramid = SkipPyramid(c.skip_width, levels)  # next pose
+            self.generator = SkipGenerator(c.D_out_dim, c.downsample, self.frame_pyramid.widths, c.warp)
+        else:
+            self.generator = Generator(c.D_out_dim, c.downsample, c.frame_skip, c.warp, sigmoid=not template)
         self._gaussian = _finite_only if template else _finite_gaussian
         self._clamp_frame = not template  # the template feeds its raw output back
 
@@ -271,11 +289,18 @@ class PoseVAE(nn.Module):
             eps = standard_normal(shape, center if center is not None else pose_feat, generator)
             z = scale * eps if center is None else center + scale * torch.exp(0.5 * scale_logvar) * eps
         fused = self.fusion(prev_feat, pose_feat, z.to(pose_feat.dtype))
-        frame = self.generator(fused, prev_frame)
+        frame = self._generate(fused, prev_frame, next_pose)
         frame = torch.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0)
         if self._clamp_frame:
             frame = frame.clamp(0.0, 1.0)
         return StepOutput(frame, mu, logvar, prior_mu, prior_logvar)
+
+    def _generate(self, fused: torch.Tensor, prev_frame: torch.Tensor, next_pose: torch.Tensor) -> torch.Tensor:
+        """Fused features (B, D, h, w) -> frame (B, 3, H, W); with skips, through both skip pyramids."""
+        if self.frame_pyramid is None:
+            return self.generator(fused, prev_frame)
+        return self.generator(fused, prev_frame, next_pose, self.frame_pyramid(prev_frame),
+                              self.pose_pyramid(next_pose))
 
 
 def count_parameters(model: nn.Module) -> int:

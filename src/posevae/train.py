@@ -40,7 +40,7 @@ from posevae.checkpoint import Checkpoint, atomic_write_text, load_checkpoint, s
 from posevae.config import RunConfig, config_diff
 from posevae.data.lab import ClipDataset, Video, load_val_video, load_video
 from posevae.errors import UserError
-from posevae.losses import reconstruction_mse, step_kl
+from posevae.losses import gradient_difference_loss, reconstruction_mse, step_kl
 from posevae.metrics import frame_and_person_psnr, psnr
 from posevae.model import PoseVAE
 from posevae.rollout import evaluating, rollout, to_unit_float
@@ -99,8 +99,12 @@ def train_clip(
     teacher_forcing: bool,
     kl_norm: str = "elements",
     autocast=None,
+    gdl_weight: float = 0.0,
 ) -> ClipStats:
     """Forward and backward one batch of clips (B, T, 3, H, W) in [0, 1]; gradients accumulate in .grad.
+
+    The loss of a step is MSE + beta * KL, plus ``gdl_weight`` times the gradient-difference loss when it is
+    not 0 (``loss`` then includes that term; ``mse`` stays the MSE alone).
 
     Calls backward once per time step, finite or not; the caller zeroes the gradients before and steps the
     optimizer after. Returns per-predicted-frame means of the loss terms and whether every step was finite
@@ -119,6 +123,8 @@ def train_clip(
         mse = reconstruction_mse(out.frame, frames[:, t])
         kl = step_kl(out, kl_norm)
         loss = mse + beta * kl
+        if gdl_weight:  # skipped at 0: the lab's loss, bit for bit
+            loss = loss + gdl_weight * gradient_difference_loss(out.frame, frames[:, t])
         loss.backward()  # a non-finite loss poisons the gradients, which the caller then discards
         sums["loss"] += loss.detach()
         sums["mse"] += mse.detach()
@@ -364,7 +370,7 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
                 poses = to_unit_float(poses_u8, device)
                 optimizer.zero_grad(set_to_none=True)
                 stats = train_clip(model, frames, poses, beta=beta, teacher_forcing=use_tf, kl_norm=t.kl_norm,
-                                   autocast=autocast)
+                                   autocast=autocast, gdl_weight=t.gdl_weight)
                 grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip) if t.grad_clip > 0
                              else _grad_norm(model))
                 finite = distributed.all_true(stats.finite, device)  # ranks skip a step together
