@@ -10,6 +10,7 @@ source frames goes into the side-by-side video.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ BLACK_LEVEL = 12  # a pixel whose channels are all at most this is black
 POSE_IMAGE_BLACK = 0.8  # a frame at least this black is a drawn skeleton, not a filmed person
 MAX_GAP_S = 0.5
 SMOOTH_S = 0.25
+MIN_DETECT_SIDE = 256  # MediaPipe's detector works at 224-256 px
 
 
 @dataclass
@@ -38,18 +40,36 @@ class DrivenPoses:
     info: dict  # detection rate, normalisation, extraction speed
 
 
-def looks_like_pose_images(path: Path) -> bool | None:
-    """Whether the video's first frame is a drawn skeleton (mostly black); None when it cannot be read here."""
+def _first_frame(path: Path) -> np.ndarray | None:
+    """The first frame of a video, (H, W, 3) uint8, with OpenCV or else imageio-ffmpeg; None if neither can."""
     try:
         import cv2
     except ImportError:
-        return None
-    capture = cv2.VideoCapture(str(path))
+        cv2 = None
+    if cv2 is not None:
+        capture = cv2.VideoCapture(str(path))
+        try:
+            ok, frame = capture.read() if capture.isOpened() else (False, None)
+        finally:
+            capture.release()
+        return frame if ok else None  # BGR: the order does not matter for a black level
     try:
-        ok, frame = capture.read() if capture.isOpened() else (False, None)
-    finally:
-        capture.release()
-    if not ok or frame is None:
+        import imageio_ffmpeg
+
+        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        try:
+            width, height = next(reader)["size"]
+            return np.frombuffer(next(reader), np.uint8).reshape(height, width, 3)
+        finally:
+            reader.close()
+    except Exception:  # not installed, or not a video it reads: the pose-image reader says what is wrong
+        return None
+
+
+def looks_like_pose_images(path: Path) -> bool | None:
+    """Whether the video's first frame is a drawn skeleton (mostly black); None when it cannot be read here."""
+    frame = _first_frame(path)
+    if frame is None:
         return None
     return bool((frame.max(axis=2) <= BLACK_LEVEL).mean() >= POSE_IMAGE_BLACK)
 
@@ -75,7 +95,11 @@ def _hold_outside(person: PersonTrack) -> np.ndarray:
 def target_skeleton(first_frame: Path, H: int, W: int) -> np.ndarray:
     """The joints (J, 2) of the person in ``first_frame``, in the pixels of the frame resized to H x W."""
     with Image.open(first_frame) as im:
-        rgb = np.asarray(im.convert("RGB"))
+        image = im.convert("RGB")
+    if min(image.size) < MIN_DETECT_SIDE:  # a model-sized frame (32x64): enlarge it for the detector
+        factor = math.ceil(MIN_DETECT_SIDE / min(image.size))
+        image = image.resize((image.width * factor, image.height * factor), Image.BICUBIC)
+    rgb = np.asarray(image)
     with PoseEstimator(static=True) as estimator:
         xy, vis = estimator(rgb)
     joints = map_landmarks(Landmarks(xy[None], vis[None]))[0]
