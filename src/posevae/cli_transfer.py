@@ -20,8 +20,9 @@ def _transfer(args: argparse.Namespace) -> None:
     mp4 = f", {args.out}/transfer.mp4" if summary["outputs"]["mp4"] else ""
     extracted = summary.get("pose_extraction")
     if extracted:
-        print(f"Extracted the poses of {args.poses}: a person in {100 * extracted['detection_rate']:.1f}% of its "
-              f"{extracted['frames']} frames ({'normalised to the first frame' if extracted['normalised'] else 'not normalised'}).")
+        how = "normalised to the first frame" if extracted["normalised"] else "not normalised"
+        print(f"Extracted the poses of {args.poses}: a person in {100 * extracted['detection_rate']:.1f}% of "
+              f"its {extracted['frames']} frames ({how}).")
         mp4 += f", {args.out}/source_pose_frame.gif (source | pose | frame)"
     print(f"Wrote {summary['frames']} frames driven by the poses of {args.poses}: {args.out}/frames/, "
           f"{args.out}/transfer.gif{mp4}, {args.out}/pose_and_frame.gif, {args.out}/summary.json.")
@@ -50,18 +51,21 @@ def add_transfer_command(subparsers: argparse._SubParsersAction) -> None:
                    help="the frame the video starts from (any image; resized to the model's frame size)")
     p.add_argument("--poses", required=True, metavar="DIR|GIF|MP4",
                    help="pose images: a folder of PNGs named by frame number (`posevae data poses` makes "
-                        "one), a GIF, or a video of pose images (needs imageio-ffmpeg); or a video of a person, "
-                        "whose poses are extracted (needs posevae[video]); pose k drives frame k")
+                        "one), a GIF, or a video of pose images (needs imageio-ffmpeg); or a video of a "
+                        "person, whose poses are extracted (needs posevae[video]); pose k drives frame k")
     kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--poses-from-video", "--poses_from_video", dest="poses_from_video", action="store_const",
-                      const=True, default=None,
-                      help="--poses shows a person (a video or a folder of frames): extract the poses. Default "
-                           "for a video: decided by its first frame (mostly black = pose images, else a person)")
-    kind.add_argument("--poses-are-images", "--poses_are_images", dest="poses_from_video", action="store_const",
-                      const=False, help="--poses holds drawn pose images, whatever it looks like")
+    kind.add_argument("--poses-from-video", "--poses_from_video", dest="poses_from_video",
+                      action="store_const", const=True, default=None,
+                      help="--poses shows a person (a video or a folder of frames): extract the poses. "
+                           "Default for a video: decided by its first frame (mostly black = pose images, "
+                           "else a person)")
+    kind.add_argument("--poses-are-images", "--poses_are_images", dest="poses_from_video",
+                      action="store_const", const=False, help="--poses holds drawn pose images, whatever it "
+                                                              "looks like")
     p.add_argument("--no-normalise", "--no-normalize", dest="normalise", action="store_false",
-                   help="extracted poses: keep the source's person-centred crop instead of scaling and moving "
-                        "the skeleton onto the first frame's person (Everybody Dance Now's normalisation)")
+                   help="extracted poses: keep the source's person-centred crop instead of scaling and "
+                        "moving the skeleton onto the first frame's person (Everybody Dance Now's "
+                        "normalisation)")
     p.add_argument("--out", default="transfer_out", help="output folder (default: transfer_out)")
     p.add_argument("--noise_scale", "--noise-scale", type=float, default=None,
                    help="latent noise scale (default: the checkpoint's, 0.5)")

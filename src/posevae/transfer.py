@@ -179,16 +179,19 @@ def read_poses(
                     f"{FOLDER_HINT}, a GIF or an MP4.")
 
 
-def _pose_source(poses: str | Path, first_frame: str | Path, H: int, W: int, limit: int | None,
-                 from_video: bool | None, normalise: bool, progress: bool) -> tuple[torch.Tensor, int, str, Any]:
-    """(labels (n, 3, H, W) uint8, poses available, kind, the :class:`DrivenPoses` of a person video or None)."""
+def _pose_source(
+    poses: str | Path, first_frame: str | Path, H: int, W: int, limit: int | None, from_video: bool | None,
+    normalise: bool, progress: bool
+) -> tuple[torch.Tensor, int, str, Any]:
+    """(labels (n, 3, H, W) uint8, poses available, kind, a person video's :class:`DrivenPoses` or None)."""
     from posevae.data.video import drive
 
     if from_video is None:
         from_video = drive.is_person_video(Path(poses))
     if not from_video:
         return (*read_poses(poses, H, W, limit=limit, progress=progress), None)
-    driven = drive.poses_from_video(poses, first_frame, H, W, normalise=normalise, limit=limit, progress=progress)
+    driven = drive.poses_from_video(poses, first_frame, H, W, normalise=normalise, limit=limit,
+                                    progress=progress)
     labels = torch.from_numpy(np.ascontiguousarray(driven.labels.transpose(0, 3, 1, 2)))
     return labels, driven.info["frames"], "person video", driven
 

@@ -1,4 +1,4 @@
-"""The 18-joint skeleton posevae draws as pose labels: joint names, limbs, colours and the one drawing function.
+"""The 18-joint skeleton posevae draws as pose labels: joint names, limbs, colours, the one drawing function.
 
 Every label in posevae is drawn by :func:`draw_skeleton`: the demo renderer's (:mod:`.demo_skeleton` gives
 the humanoid's keypoints) and those of ``posevae data from-video`` (:mod:`posevae.data.video` maps

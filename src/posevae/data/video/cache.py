@@ -42,7 +42,9 @@ def default_cache_dir() -> Path:
 def source_key(source: Source, fps: float | None, max_side: int) -> str:
     """SHA-256 (hex) of what the frames are made from (see the module docstring)."""
     files = source.files or (source.path,)
-    h = hashlib.sha256(f"posevae-video v{CACHE_VERSION}\0{source.path.resolve()}\0{fps}\0{max_side}\n".encode())
+    h = hashlib.sha256(
+        f"posevae-video v{CACHE_VERSION}\0{source.path.resolve()}\0{fps}\0{max_side}\n".encode()
+    )
     for f in files:
         st = os.stat(f)
         h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -123,8 +125,11 @@ def open_store(cache_dir: Path | None, key: str) -> Iterator[FrameStore]:
             (Path(cache_dir) / key).mkdir(parents=True, exist_ok=True)
             folder = Path(cache_dir) / key
         except OSError as err:
-            warnings.warn(f"Cannot write the video cache in {cache_dir} ({err}); continuing without a cache, so "
-                          "the next run extracts the poses again. Pass a writable --cache-dir.", stacklevel=3)
+            warnings.warn(
+                f"Cannot write the video cache in {cache_dir} ({err}); continuing without a cache, so "
+                "the next run extracts the poses again. Pass a writable --cache-dir.",
+                stacklevel=3,
+            )
     if folder is not None:
         yield FrameStore(folder)
         return

@@ -45,20 +45,28 @@ def _cv2() -> Any:
     try:
         import cv2
     except ImportError as err:
-        raise UserError(f"Reading videos needs OpenCV, which comes with mediapipe ({err}): {INSTALL_HINT}.") from None
+        raise UserError(
+            f"Reading videos needs OpenCV, which comes with mediapipe ({err}): {INSTALL_HINT}."
+        ) from None
     return cv2
 
 
 def _frame_files(folder: Path) -> tuple[Path, ...]:
-    images = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    images = [
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    ]
     if not images:
-        raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}): pass a folder of frames, one "
-                        "image per frame named by its number (0.png, 1.png, ...), or a video file.")
+        raise UserError(
+            f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}): pass a folder of frames, one "
+            "image per frame named by its number (0.png, 1.png, ...), or a video file."
+        )
     numbered = {p: re.findall(r"\d+", p.stem) for p in images}
     unnumbered = sorted(p.name for p, digits in numbered.items() if not digits)
     if unnumbered:
-        raise UserError(f"Cannot order the frames in {folder}: {', '.join(unnumbered[:5])} hold(s) no number; "
-                        "name every frame by its number (0.png, 1.png, ...) or remove the others.")
+        raise UserError(
+            f"Cannot order the frames in {folder}: {', '.join(unnumbered[:5])} hold(s) no number; "
+            "name every frame by its number (0.png, 1.png, ...) or remove the others."
+        )
     ordered = sorted(images, key=lambda p: (int(numbered[p][-1]), p.name))
     return tuple(ordered)
 
@@ -69,8 +77,10 @@ def _open_video(path: Path) -> Any:
     ok, frame = capture.read() if capture.isOpened() else (False, None)
     if not ok or frame is None:
         capture.release()
-        raise UserError(f"Cannot read a video stream from {path}: it has no video stream, is corrupt, or is in "
-                        f"a format OpenCV's ffmpeg cannot decode; {VIDEO_HINT}.")
+        raise UserError(
+            f"Cannot read a video stream from {path}: it has no video stream, is corrupt, or is in "
+            f"a format OpenCV's ffmpeg cannot decode; {VIDEO_HINT}."
+        )
     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
     return capture
 
@@ -79,8 +89,9 @@ def open_source(path: str | Path, folder_fps: float = 30.0) -> Source:
     """Check INPUT and describe it; every problem is a :class:`UserError` naming the file and the fix."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path} does not exist: pass a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder "
-                        "of frames.")
+        raise UserError(
+            f"{path} does not exist: pass a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder of frames."
+        )
     if not os.access(path, os.R_OK):
         raise UserError(f"{path} cannot be read (permission denied): make it readable (chmod +r) or copy it.")
     if path.is_dir():
@@ -88,14 +99,18 @@ def open_source(path: str | Path, folder_fps: float = 30.0) -> Source:
         width, height = _image(files[0]).size
         return Source(path, "folder", float(folder_fps), len(files), width, height, files)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise UserError(f"{path} is not a video file ({', '.join(VIDEO_SUFFIXES)}) nor a folder of frames: "
-                        f"{VIDEO_HINT}.")
+        raise UserError(
+            f"{path} is not a video file ({', '.join(VIDEO_SUFFIXES)}) nor a folder of frames: {VIDEO_HINT}."
+        )
     cv2 = _cv2()
     capture = _open_video(path)
     try:
         fps = float(capture.get(cv2.CAP_PROP_FPS))
         n = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        width, height = (
+            int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
     finally:
         capture.release()
     if not (math.isfinite(fps) and 1 <= fps <= 1000):
@@ -108,8 +123,10 @@ def _image(path: Path) -> Image.Image:
         with Image.open(path) as im:
             return im.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise UserError(f"Cannot read the frame {path} ({err.__class__.__name__}): it is corrupt or not an image; "
-                        "re-export it or remove it from the folder.") from None
+        raise UserError(
+            f"Cannot read the frame {path} ({err.__class__.__name__}): it is corrupt or not an image; "
+            "re-export it or remove it from the folder."
+        ) from None
 
 
 def working_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -123,9 +140,11 @@ def _raw_frames(source: Source) -> Iterator[np.ndarray]:
         for f in source.files:
             image = _image(f)
             if image.size != (source.width, source.height):
-                raise UserError(f"The frame {f} is {image.size[0]}x{image.size[1]} pixels, the first frame of "
-                                f"{source.path} {source.width}x{source.height}: every frame of a folder must "
-                                "have one size; resize or remove it.")
+                raise UserError(
+                    f"The frame {f} is {image.size[0]}x{image.size[1]} pixels, the first frame of "
+                    f"{source.path} {source.width}x{source.height}: every frame of a folder must "
+                    "have one size; resize or remove it."
+                )
             yield np.asarray(image)
         return
     cv2 = _cv2()
@@ -148,13 +167,15 @@ def resampled(frames: Iterator[np.ndarray], source_fps: float, fps: float | None
     step = source_fps / fps  # source frames per output frame
     k = 0
     for i, frame in enumerate(frames):
-        while round(k * step) == i:  # nearest source frame of output k (a frame repeats when fps > source_fps)
+        while (
+            round(k * step) == i
+        ):  # nearest source frame of output k (a frame repeats when fps > source_fps)
             yield frame
             k += 1
 
 
 def read_frames(source: Source, fps: float | None, max_side: int) -> Iterator[np.ndarray]:
-    """(h, w, 3) uint8 RGB frames of ``source`` at ``fps``, shrunk to a longer side of at most ``max_side``."""
+    """(h, w, 3) uint8 RGB frames of ``source`` at ``fps``, shrunk to a longer side of <= ``max_side``."""
     cv2 = _cv2() if source.kind == "video" else None
     w, h = working_size(source.width, source.height, max_side)
     for frame in resampled(_raw_frames(source), source.fps, fps):

@@ -41,7 +41,7 @@ class DrivenPoses:
 
 
 def _first_frame(path: Path) -> np.ndarray | None:
-    """The first frame of a video, (H, W, 3) uint8, with OpenCV or else imageio-ffmpeg; None if neither can."""
+    """A video's first frame, (H, W, 3) uint8, with OpenCV or else imageio-ffmpeg; None if neither can."""
     try:
         import cv2
     except ImportError:
@@ -62,12 +62,13 @@ def _first_frame(path: Path) -> np.ndarray | None:
             return np.frombuffer(next(reader), np.uint8).reshape(height, width, 3)
         finally:
             reader.close()
-    except Exception:  # not installed, or not a video it reads: the pose-image reader says what is wrong
+    except (ImportError, OSError, RuntimeError, StopIteration, ValueError, KeyError):  # the reader of pose
+        # images then says what is wrong
         return None
 
 
 def looks_like_pose_images(path: Path) -> bool | None:
-    """Whether the video's first frame is a drawn skeleton (mostly black); None when it cannot be read here."""
+    """Whether the video's first frame is a drawn skeleton (mostly black); None if it cannot be read."""
     frame = _first_frame(path)
     if frame is None:
         return None
@@ -104,14 +105,24 @@ def target_skeleton(first_frame: Path, H: int, W: int) -> np.ndarray:
         xy, vis = estimator(rgb)
     joints = map_landmarks(Landmarks(xy[None], vis[None]))[0]
     if not track.has_person(joints[None])[0]:
-        raise UserError(f"No person was found in the first frame {first_frame}, so the video's poses cannot be "
-                        "normalised to it: pass --no-normalise, or a first frame that shows the person.")
+        raise UserError(
+            f"No person was found in the first frame {first_frame}, so the video's poses cannot be "
+            "normalised to it: pass --no-normalise, or a first frame that shows the person."
+        )
     return joints * np.array([W / rgb.shape[1], H / rgb.shape[0]], np.float32)
 
 
-def poses_from_video(video: str | Path, first_frame: str | Path, H: int, W: int, *, normalise: bool = True,
-                     limit: int | None = None, cache_dir: Path | None = None, progress: bool = True
-                     ) -> DrivenPoses:
+def poses_from_video(
+    video: str | Path,
+    first_frame: str | Path,
+    H: int,
+    W: int,
+    *,
+    normalise: bool = True,
+    limit: int | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> DrivenPoses:
     """Pose labels (and the cropped source frames) of the first ``limit`` frames of ``video`` at H x W."""
     video, first_frame = Path(video), Path(first_frame)
     source = open_source(video)
@@ -121,8 +132,10 @@ def poses_from_video(video: str | Path, first_frame: str | Path, H: int, W: int,
         ex = extract(source, store, fps=None, max_side=WORKING_SIDE, progress=progress)
         person = person_track(ex.landmarks, ex.fps, MAX_GAP_S, 0.5)
         if not person.segments:
-            raise UserError(f"No person was found in any of the {len(person.found)} frames of {video}: pass a video "
-                            "in which one person is in view, or a folder of pose images.")
+            raise UserError(
+                f"No person was found in any of the {len(person.found)} frames of {video}: pass a video "
+                "in which one person is in view, or a folder of pose images."
+            )
         joints = _hold_outside(person)[:limit]
         hold = PersonTrack(joints, person.found[:limit], [(0, len(joints))])
         boxes = crop_boxes(hold, ex.frames.shape[2], ex.frames.shape[1], H, W, SMOOTH_S * ex.fps)
@@ -133,7 +146,11 @@ def poses_from_video(video: str | Path, first_frame: str | Path, H: int, W: int,
     else:
         placed = track.to_crop(joints, boxes, H, W)
     labels = np.stack([np.asarray(draw_skeleton(kp, W, H)) for kp in placed])
-    info = {"detection_rate": round(person.detection_rate, 4), "frames": len(person.found),
-            "normalised": normalise, "extraction_fps": round(len(person.found) / ex.seconds, 1) if ex.seconds else None,
-            "from_cache": ex.cached}
+    info = {
+        "detection_rate": round(person.detection_rate, 4),
+        "frames": len(person.found),
+        "normalised": normalise,
+        "extraction_fps": round(len(person.found) / ex.seconds, 1) if ex.seconds else None,
+        "from_cache": ex.cached,
+    }
     return DrivenPoses(labels, crops, info)

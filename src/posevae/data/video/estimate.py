@@ -67,8 +67,10 @@ def import_mediapipe() -> ModuleType:
         with quiet_c_output():  # absl/glog lines from the C++ side on import
             from mediapipe.python.solutions import pose
     except ImportError as err:
-        raise UserError(f"Extracting poses needs mediapipe {MEDIAPIPE_VERSION}, which cannot be imported here "
-                        f"({err}): {INSTALL_HINT}.") from None
+        raise UserError(
+            f"Extracting poses needs mediapipe {MEDIAPIPE_VERSION}, which cannot be imported here "
+            f"({err}): {INSTALL_HINT}."
+        ) from None
     return pose
 
 
@@ -89,7 +91,8 @@ class Landmarks:
 
 class PoseEstimator:
     """One MediaPipe Pose graph. ``static=False`` (video mode) tracks the person from frame to frame: faster,
-    and it finds the person in more frames; ``static=True`` treats every image on its own (photos, folders)."""
+    and it finds the person in more frames; ``static=True`` treats every image on its own (photos,
+    folders)."""
 
     def __init__(self, static: bool) -> None:
         pose = import_mediapipe()
@@ -123,8 +126,10 @@ class PoseEstimator:
 
 
 def map_landmarks(landmarks: Landmarks, min_visibility: float = MIN_VISIBILITY) -> np.ndarray:
-    """posevae's joints (N, 18, 2) from MediaPipe's landmarks; NaN for a joint not seen (see the module doc)."""
-    seen_xy = np.where((landmarks.visibility >= min_visibility)[..., None], landmarks.xy, np.nan)  # (N, 33, 2)
+    """posevae's joints (N, 18, 2) from MediaPipe's landmarks; NaN: a joint not seen (see the module doc)."""
+    seen_xy = np.where(
+        (landmarks.visibility >= min_visibility)[..., None], landmarks.xy, np.nan
+    )  # (N, 33, 2)
     joints = np.full((len(landmarks), len(JOINT_NAMES), 2), np.nan, np.float32)
     for name, ids in _FROM_LANDMARKS.items():
         joints[:, JOINT_INDEX[name]] = seen_xy[:, list(ids)].mean(axis=1)  # NaN if any is NaN

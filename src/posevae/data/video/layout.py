@@ -51,7 +51,11 @@ class SplitPlan:
     tests: list[Range]
 
     def as_dict(self) -> dict:
-        return {"train": [list(r) for r in self.train], "val": list(self.val), "test": [list(r) for r in self.tests]}
+        return {
+            "train": [list(r) for r in self.train],
+            "val": list(self.val),
+            "test": [list(r) for r in self.tests],
+        }
 
 
 def _place(segments: list[Range], start: int, lengths: list[int]) -> list[Range] | None:
@@ -90,8 +94,9 @@ def _train_ranges(segments: list[Range], held_out: list[Range], clip_len: int) -
     return out
 
 
-def plan_splits(segments: list[Range], *, val_len: int, test_len: int, n_test: int, clip_len: int,
-                cut: str | int) -> SplitPlan | None:
+def plan_splits(
+    segments: list[Range], *, val_len: int, test_len: int, n_test: int, clip_len: int, cut: str | int
+) -> SplitPlan | None:
     """Where val, the tests and train lie (see the module docstring); None when they do not fit."""
     if not segments:
         return None
@@ -119,8 +124,10 @@ def check_target(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder: choose another --out.")
     if out.is_dir() and any(out.iterdir()) and read_marker(out) is None:
-        raise UserError(f"{out} exists, is not empty and was not written by `posevae data from-video` (no "
-                        f"{MARKER}); refusing to overwrite it. Choose another --out, or remove the folder first.")
+        raise UserError(
+            f"{out} exists, is not empty and was not written by `posevae data from-video` (no "
+            f"{MARKER}); refusing to overwrite it. Choose another --out, or remove the folder first."
+        )
 
 
 def _install(tmp: Path, out: Path) -> None:
@@ -138,7 +145,9 @@ def _install(tmp: Path, out: Path) -> None:
 Render = Callable[[int], tuple[np.ndarray, np.ndarray]]
 
 
-def _write_video(root: Path, img_dirs: list[str], label_dir: str, frames: range, render: Render, bar: tqdm) -> None:
+def _write_video(
+    root: Path, img_dirs: list[str], label_dir: str, frames: range, render: Render, bar: tqdm
+) -> None:
     for d in img_dirs + [label_dir]:
         (root / d).mkdir(parents=True)
     for k, t in enumerate(frames):
@@ -159,13 +168,20 @@ def _write_splits(tmp: Path, plan: SplitPlan, render: Render, joints: np.ndarray
         np.save(tmp / "val/val_keypoints.npy", joints[plan.val[0] : plan.val[1]])
         (tmp / "test/test_keypoints").mkdir(parents=True)
         for i, (a, b) in enumerate(plan.tests):
-            _write_video(tmp, [f"test/test_gt/{i}", f"test/test_img/{i}"], f"test/test_label/{i}", range(a, b),
-                         render, bar)
+            _write_video(
+                tmp,
+                [f"test/test_gt/{i}", f"test/test_img/{i}"],
+                f"test/test_label/{i}",
+                range(a, b),
+                render,
+                bar,
+            )
             np.save(tmp / f"test/test_keypoints/{i}.npy", joints[a:b])
 
 
-def write_layout(out: Path, plan: SplitPlan, render: Render, joints: np.ndarray, summary: dict,
-                 progress: bool) -> None:
+def write_layout(
+    out: Path, plan: SplitPlan, render: Render, joints: np.ndarray, summary: dict, progress: bool
+) -> None:
     """Write the splits of ``plan`` (frames and labels from ``render``, keypoints (N, J, 2) from ``joints``)
     and ``summary`` as the marker, all into a hidden folder beside ``out``, then rename it onto ``out``."""
     check_target(out)
@@ -175,7 +191,9 @@ def write_layout(out: Path, plan: SplitPlan, render: Render, joints: np.ndarray,
     try:
         _write_splits(tmp, plan, render, joints, progress)
         spec = keypoint_spec()
-        spec["coords"] = "pixel (x, y) of the written frames, x to the right, y down, pixel centres at +0.5; NaN: left out"
+        spec["coords"] = (
+            "pixel (x, y) of the written frames, x to the right, y down, pixel centres at +0.5; NaN: left out"
+        )
         (tmp / "keypoints.json").write_text(json.dumps(spec, indent=1))
         (tmp / MARKER).write_text(json.dumps({"format": MARKER_FORMAT, "version": 1, **summary}, indent=1))
         _install(tmp, out)

@@ -32,11 +32,15 @@ def normalising_transform(source_ref: np.ndarray, target_ref: np.ndarray) -> tup
     return scale, shift.astype(np.float32)
 
 
-def normalise_poses(joints: np.ndarray, source_ref: np.ndarray, target_ref: np.ndarray, where: str) -> np.ndarray:
+def normalise_poses(
+    joints: np.ndarray, source_ref: np.ndarray, target_ref: np.ndarray, where: str
+) -> np.ndarray:
     """Joints (N, J, 2) of the source, scaled and shifted into the target's frame (see the module doc)."""
     try:
         scale, shift = normalising_transform(source_ref, target_ref)
     except ValueError as err:
-        raise UserError(f"Cannot normalise the poses of {where} to the first frame: {err}. Pass --no-normalise, "
-                        "or a first frame that shows the same body parts as the video.") from None
+        raise UserError(
+            f"Cannot normalise the poses of {where} to the first frame: {err}. Pass --no-normalise, "
+            "or a first frame that shows the same body parts as the video."
+        ) from None
     return (joints * scale + shift).astype(np.float32)

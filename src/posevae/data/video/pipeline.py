@@ -20,7 +20,13 @@ from posevae.data.skeleton import draw_skeleton
 from posevae.data.video import track
 from posevae.data.video.cache import FrameStore, default_cache_dir, open_store, source_key
 from posevae.data.video.decode import Source, expected_frames, open_source, read_frames
-from posevae.data.video.estimate import MEDIAPIPE_VERSION, MIN_VISIBILITY, Landmarks, PoseEstimator, map_landmarks
+from posevae.data.video.estimate import (
+    MEDIAPIPE_VERSION,
+    MIN_VISIBILITY,
+    Landmarks,
+    PoseEstimator,
+    map_landmarks,
+)
 from posevae.data.video.layout import SplitPlan, check_target, plan_splits, write_layout
 from posevae.errors import UserError
 
@@ -50,22 +56,34 @@ class VideoOptions:
     def validate(self, where: Path) -> None:
         for name in ("height", "width", "val_len", "test_len", "n_test", "clip_len"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (8 if name in ("height", "width") else 1):
-                raise UserError(f"--{name.replace('_', '-')} must be an integer >= "
-                                f"{8 if name in ('height', 'width') else 1}, got {value!r}.")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (8 if name in ("height", "width") else 1)
+            ):
+                raise UserError(
+                    f"--{name.replace('_', '-')} must be an integer >= "
+                    f"{8 if name in ('height', 'width') else 1}, got {value!r}."
+                )
         if self.val_len < 2 or self.test_len < 2:
             raise UserError("--val-len and --test-len must be at least 2 (a first frame and one to predict).")
         if self.preset not in MODEL_PRESETS:
-            raise UserError(f"--preset must be one of {', '.join(sorted(MODEL_PRESETS))}, got {self.preset!r}.")
+            raise UserError(
+                f"--preset must be one of {', '.join(sorted(MODEL_PRESETS))}, got {self.preset!r}."
+            )
         factor = MODEL_PRESETS[self.preset].get("downsample", 1)
         if self.height % factor or self.width % factor:
-            raise UserError(f"Frame size {self.height}x{self.width} for {where} is not divisible by the {self.preset} "
-                            f"preset's downsample factor {factor}: pass --size with multiples of {factor} (e.g. "
-                            f"{self.height // factor * factor or factor}x{self.width // factor * factor or factor}), "
-                            "or --preset lab to train the lab model, which takes any size.")
+            raise UserError(
+                f"Frame size {self.height}x{self.width} for {where} is not divisible by the {self.preset} "
+                f"preset's downsample factor {factor}: pass --size with multiples of {factor} (e.g. "
+                f"{self.height // factor * factor or factor}x{self.width // factor * factor or factor}), "
+                "or --preset lab to train the lab model, which takes any size."
+            )
         for name in ("fps", "folder_fps", "max_gap", "smooth"):
             value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= (0 if name in ("max_gap", "smooth") else 0.1)):
+            if value is not None and not (
+                math.isfinite(value) and value >= (0 if name in ("max_gap", "smooth") else 0.1)
+            ):
                 raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}.")
         if not (self.cut in ("end", "start") or (isinstance(self.cut, (int, float)) and self.cut >= 0)):
             raise UserError(f"--cut must be end, start or a time in seconds >= 0, got {self.cut!r}.")
@@ -82,8 +100,10 @@ class Extraction:
 
 def _estimate(frames, static: bool, total: int, progress: bool) -> tuple[list, list]:
     xys, vis = [], []
-    with PoseEstimator(static) as estimator, tqdm(frames, total=total, desc="extracting poses", unit="frame",
-                                                  disable=not progress) as bar:
+    with (
+        PoseEstimator(static) as estimator,
+        tqdm(frames, total=total, desc="extracting poses", unit="frame", disable=not progress) as bar,
+    ):
         for frame in bar:
             xy, v = estimator(frame)
             xys.append(xy)
@@ -91,7 +111,9 @@ def _estimate(frames, static: bool, total: int, progress: bool) -> tuple[list, l
     return xys, vis
 
 
-def extract(source: Source, store: FrameStore, *, fps: float | None, max_side: int, progress: bool) -> Extraction:
+def extract(
+    source: Source, store: FrameStore, *, fps: float | None, max_side: int, progress: bool
+) -> Extraction:
     """Frames and landmarks of ``source`` (video mode for a video, static mode for a folder of frames),
     from ``store`` when it has them, else decoded and estimated in one pass and stored."""
     static = source.kind == "folder"
@@ -104,7 +126,9 @@ def extract(source: Source, store: FrameStore, *, fps: float | None, max_side: i
         xys, vis = _estimate(stream, static, expected_frames(source, fps), progress)
         frames = store.load_frames()
         if frames is None:  # the cache folder vanished under us: nothing to crop from
-            raise UserError(f"The frame cache {store.folder} could not be read back; pass another --cache-dir.")
+            raise UserError(
+                f"The frame cache {store.folder} could not be read back; pass another --cache-dir."
+            )
         landmarks = Landmarks(np.stack(xys), np.stack(vis))
     elif landmarks is None:
         xys, vis = _estimate(iter(frames), static, len(frames), progress)
@@ -133,8 +157,9 @@ def person_track(landmarks: Landmarks, fps: float, max_gap_s: float, min_visibil
     return PersonTrack(track.fill_gaps(joints, found, segments), found, segments)
 
 
-def crop_boxes(person: PersonTrack, frame_w: int, frame_h: int, out_h: int, out_w: int, smooth_frames: float
-               ) -> np.ndarray:
+def crop_boxes(
+    person: PersonTrack, frame_w: int, frame_h: int, out_h: int, out_w: int, smooth_frames: float
+) -> np.ndarray:
     """(N, 4) x0, y0, w, h of the steady crop around the person (NaN outside the segments)."""
     aspect = out_w / out_h
     boxes = track.smooth_boxes(track.person_boxes(person.joints, aspect), person.segments, smooth_frames)
@@ -150,29 +175,44 @@ def _cache_dir(options: VideoOptions) -> Path | None:
 def _too_few(where: Path, person: PersonTrack, options: VideoOptions) -> UserError:
     n, k = len(person.found), int(person.found.sum())
     if k == 0:
-        return UserError(f"No person was found in any of the {n} frames of {where}: use a video in which one "
-                         "person is in view (the whole body for dance data), well lit and not too small.")
+        return UserError(
+            f"No person was found in any of the {n} frames of {where}: use a video in which one "
+            "person is in view (the whole body for dance data), well lit and not too small."
+        )
     longest = max(b - a for a, b in person.segments)
     where_cut = "" if options.cut in ("end", "start") else f" from --cut {options.cut} s on"
     return UserError(
-        f"A person was found in {k} of {n} frames of {where} ({k / n:.0%}), in {len(person.segments)} stretch(es) "
-        f"without long gaps, the longest {longest} frames: the splits need a {options.val_len}-frame val range and "
-        f"{options.n_test} test range(s) of {options.test_len} frames{where_cut}, each inside one stretch, and at "
-        f"least one {options.clip_len}-frame training clip besides. Lower --val-len, --test-len or --n-test, or "
-        "use a longer video.")
+        f"A person was found in {k} of {n} frames of {where} ({k / n:.0%}), in {len(person.segments)} "
+        f"stretch(es) without long gaps, the longest {longest} frames: the splits need a "
+        f"{options.val_len}-frame val range and {options.n_test} test range(s) of {options.test_len} "
+        f"frames{where_cut}, each inside one stretch, and at least one {options.clip_len}-frame training "
+        "clip besides. Lower --val-len, --test-len or --n-test, or use a longer video."
+    )
 
 
 def _plan(where: Path, person: PersonTrack, options: VideoOptions, fps: float) -> SplitPlan:
     cut = options.cut if options.cut in ("end", "start") else round(float(options.cut) * fps)
-    plan = plan_splits(person.segments, val_len=options.val_len, test_len=options.test_len,
-                       n_test=options.n_test, clip_len=options.clip_len, cut=cut)
+    plan = plan_splits(
+        person.segments,
+        val_len=options.val_len,
+        test_len=options.test_len,
+        n_test=options.n_test,
+        clip_len=options.clip_len,
+        cut=cut,
+    )
     if plan is None:
         raise _too_few(where, person, options)
     return plan
 
 
-def _summary(source: Source, ex: Extraction, person: PersonTrack, plan: SplitPlan, options: VideoOptions,
-             cache: Path | None) -> dict:
+def _summary(
+    source: Source,
+    ex: Extraction,
+    person: PersonTrack,
+    plan: SplitPlan,
+    options: VideoOptions,
+    cache: Path | None,
+) -> dict:
     n = len(person.found)
     return {
         "input": str(source.path.resolve()),
@@ -184,21 +224,25 @@ def _summary(source: Source, ex: Extraction, person: PersonTrack, plan: SplitPla
         "detection_rate": round(person.detection_rate, 4),
         "segments": [list(s) for s in person.segments],
         "splits": plan.as_dict(),
-        "split_frames": {"train": sum(b - a for a, b in plan.train), "val": plan.val[1] - plan.val[0],
-                         "test": [b - a for a, b in plan.tests]},
+        "split_frames": {
+            "train": sum(b - a for a, b in plan.train),
+            "val": plan.val[1] - plan.val[0],
+            "test": [b - a for a, b in plan.tests],
+        },
         "frame_size": [options.height, options.width],
         "extraction_seconds": round(ex.seconds, 2),
         "extraction_fps": round(n / ex.seconds, 1) if ex.seconds else None,
         "from_cache": ex.cached,
         "cache": str(cache) if cache else None,
         "estimator": f"mediapipe {MEDIAPIPE_VERSION} solutions.pose, model_complexity=1, "
-                     f"{'static' if source.kind == 'folder' else 'video'} mode",
+        f"{'static' if source.kind == 'folder' else 'video'} mode",
         "options": asdict(options),
     }
 
 
-def from_video(input_path: str | Path, out: str | Path, options: VideoOptions | None = None, *,
-               progress: bool = True) -> dict:
+def from_video(
+    input_path: str | Path, out: str | Path, options: VideoOptions | None = None, *, progress: bool = True
+) -> dict:
     """Write the lab layout made from ``input_path`` (a video file or a folder of frames) to ``out``.
 
     Returns the summary (also ``out/from_video.json``). Every problem with the input or the options is a

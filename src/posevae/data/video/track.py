@@ -88,7 +88,7 @@ def _gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian filter along axis 0 with edge padding (no lag: the kernel is centred)."""
     if sigma <= 0 or len(values) < 2:
         return values.copy()
-    radius = int(math.ceil(3 * sigma))
+    radius = math.ceil(3 * sigma)
     k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     k /= k.sum()
     padded = np.pad(values, [(radius, radius)] + [(0, 0)] * (values.ndim - 1), mode="edge")
