@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from posevae.data.video.pipeline import VideoOptions
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """'32x64' -> (32, 64): frame height x width."""
@@ -28,7 +30,7 @@ def parse_cut(text: str) -> str | float:
 
 
 def _from_video(args: argparse.Namespace) -> None:
-    from posevae.data.video import VideoOptions, from_video
+    from posevae.data.video import from_video
 
     height, width = args.size
     options = VideoOptions(
@@ -65,15 +67,12 @@ def _from_video(args: argparse.Namespace) -> None:
 
 def add_data_from_video_command(data_subparsers: argparse._SubParsersAction) -> None:
     """Add ``from-video`` to the ``posevae data`` subcommands."""
-    from posevae.data.video.pipeline import VideoOptions
-
     d = VideoOptions()
     p = data_subparsers.add_parser(
         "from-video",
         help="a dataset in the lab layout from your own video of one person (needs posevae[video])",
         description="Extract poses with MediaPipe from a video (mp4, mov, avi, webm, mkv) or a folder of "
-        "frames, "
-        "crop a steady box around the person and write the lab layout to DIR: train, val and test "
+        "frames, crop a steady box around the person and write the lab layout to DIR: train, val and test "
         "from separate time ranges, labels drawn as the demo's, keypoints (.npy, keypoints.json) "
         "and DIR/from_video.json with the detection rate.",
     )
@@ -98,6 +97,43 @@ def add_data_from_video_command(data_subparsers: argparse._SubParsersAction) -> 
         default=d.folder_fps,
         help=f"frame rate of a folder of frames (default: {d.folder_fps:g})",
     )
+    _add_split_options(p, d)
+    p.add_argument(
+        "--max-gap",
+        "--max_gap",
+        type=float,
+        default=d.max_gap,
+        metavar="SECONDS",
+        help=f"gaps without a person up to this long are interpolated, longer ones cut "
+        f"(default: {d.max_gap})",
+    )
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=d.smooth,
+        metavar="SECONDS",
+        help=f"how much the crop box is smoothed over time (default: {d.smooth})",
+    )
+    p.add_argument(
+        "--preset",
+        choices=["lab", "fast", "tiny"],
+        default=d.preset,
+        help=f"model preset the data is for: its downsample factor must divide the size "
+        f"(default: {d.preset})",
+    )
+    p.add_argument(
+        "--cache-dir",
+        "--cache_dir",
+        default=None,
+        help="where decoded frames and poses are cached (default: ~/.cache/posevae/video)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_from_video)
+
+
+def _add_split_options(p: argparse.ArgumentParser, d: VideoOptions) -> None:
+    """Where and how long val, the tests and the training clips are."""
     p.add_argument(
         "--val-len",
         "--val_len",
@@ -131,38 +167,6 @@ def add_data_from_video_command(data_subparsers: argparse._SubParsersAction) -> 
         help="where val and the tests lie, back to back: at the end (default), at the start, or from "
         "this second on; training takes the rest",
     )
-    p.add_argument(
-        "--max-gap",
-        "--max_gap",
-        type=float,
-        default=d.max_gap,
-        metavar="SECONDS",
-        help=f"gaps without a person up to this long are interpolated, longer ones cut "
-        f"(default: {d.max_gap})",
-    )
-    p.add_argument(
-        "--smooth",
-        type=float,
-        default=d.smooth,
-        metavar="SECONDS",
-        help=f"how much the crop box is smoothed over time (default: {d.smooth})",
-    )
-    p.add_argument(
-        "--preset",
-        choices=["lab", "fast", "tiny"],
-        default=d.preset,
-        help=f"model preset the data is for: its downsample factor must divide the size "
-        f"(default: {d.preset})",
-    )
-    p.add_argument(
-        "--cache-dir",
-        "--cache_dir",
-        default=None,
-        help="where decoded frames and poses are cached (default: ~/.cache/posevae/video)",
-    )
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_from_video)
 
 
 __all__ = ["add_data_from_video_command", "parse_cut", "parse_size"]
