@@ -233,3 +233,16 @@ def test_transfer_normalises_the_video_to_the_first_frames_person(tmp_path, monk
     assert (tmp_path / "xdg" / "posevae" / "video").is_dir()  # the default cache
     pose0 = np.asarray(Image.open(tmp_path / "out" / "pose_and_frame.gif").convert("RGB"))
     assert pose0.any()
+
+
+def test_a_folder_of_frames_in_static_mode_resampled(tmp_path):
+    capture = cv2.VideoCapture(str(carphone()))
+    (tmp_path / "frames").mkdir()
+    for k in range(40):
+        _, bgr = capture.read()
+        cv2.imwrite(str(tmp_path / "frames" / f"frame_{k}.jpg"), bgr)
+    capture.release()
+    options = VideoOptions(fps=15, folder_fps=30, val_len=4, test_len=4, n_test=1, clip_len=4, use_cache=False)
+    summary = from_video(tmp_path / "frames", tmp_path / "ds", options, progress=False)
+    assert summary["frames"] == 20 and summary["fps"] == 15 and "static mode" in summary["estimator"]
+    assert summary["detection_rate"] >= 0.95 and summary["split_frames"] == {"train": 12, "val": 4, "test": [4]}
