@@ -22,6 +22,7 @@ from posevae.data.skeleton import JOINT_INDEX
 from posevae.data.video import VideoOptions, from_video
 from posevae.data.video.drive import is_person_video
 from posevae.data.video.estimate import Landmarks, PoseEstimator, map_landmarks
+from posevae.errors import UserError
 
 
 def carphone() -> Path:
@@ -242,7 +243,45 @@ def test_a_folder_of_frames_in_static_mode_resampled(tmp_path):
         _, bgr = capture.read()
         cv2.imwrite(str(tmp_path / "frames" / f"frame_{k}.jpg"), bgr)
     capture.release()
-    options = VideoOptions(fps=15, folder_fps=30, val_len=4, test_len=4, n_test=1, clip_len=4, use_cache=False)
+    options = VideoOptions(
+        fps=15, folder_fps=30, val_len=4, test_len=4, n_test=1, clip_len=4, use_cache=False
+    )
     summary = from_video(tmp_path / "frames", tmp_path / "ds", options, progress=False)
     assert summary["frames"] == 20 and summary["fps"] == 15 and "static mode" in summary["estimator"]
-    assert summary["detection_rate"] >= 0.95 and summary["split_frames"] == {"train": 12, "val": 4, "test": [4]}
+    assert summary["detection_rate"] >= 0.95 and summary["split_frames"] == {
+        "train": 12,
+        "val": 4,
+        "test": [4],
+    }
+
+
+def test_bad_videos_are_one_user_error_each_and_write_nothing(tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x01 not a video" * 100)
+    grey = _write_mp4(tmp_path / "grey.mp4", [np.full((96, 128, 3), 120, np.uint8)] * 30)
+    cases = [
+        (junk, VideoOptions(), "Cannot read a video stream from .*junk.mp4.*re-export it as an MP4"),
+        (grey, VideoOptions(), "No person was found in any of the 30 frames of .*grey.mp4"),
+        (carphone(), VideoOptions(val_len=200), "A person was found in 120 of 120 frames .*Lower --val-len"),
+    ]
+    out = tmp_path / "out"
+    for source, options, message in cases:
+        options = VideoOptions(**{**options.__dict__, "cache_dir": str(tmp_path / "cache")})
+        with pytest.raises(UserError, match=message):
+            from_video(source, out, options, progress=False)
+        assert not out.exists() and not list(tmp_path.glob(".out*"))
+    assert (
+        main(
+            [
+                "data",
+                "from-video",
+                str(grey),
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
