@@ -54,17 +54,14 @@ class VideoOptions:
     use_cache: bool = True
 
     def validate(self, where: Path) -> None:
-        for name in ("height", "width", "val_len", "test_len", "n_test", "clip_len"):
+        if not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 8 for v in (self.height, self.width)
+        ):
+            raise UserError(f"--size must be at least 8x8 pixels, got {self.height!r}x{self.width!r}.")
+        for name in ("val_len", "test_len", "n_test", "clip_len"):
             value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < (8 if name in ("height", "width") else 1)
-            ):
-                raise UserError(
-                    f"--{name.replace('_', '-')} must be an integer >= "
-                    f"{8 if name in ('height', 'width') else 1}, got {value!r}."
-                )
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}.")
         if self.val_len < 2 or self.test_len < 2:
             raise UserError("--val-len and --test-len must be at least 2 (a first frame and one to predict).")
         if self.preset not in MODEL_PRESETS:
