@@ -270,8 +270,10 @@ def make_parser() -> argparse.ArgumentParser:
     from posevae.cli_convert import add_convert_command
     from posevae.cli_report import add_report_commands
     from posevae.cli_transfer import add_data_poses_command, add_transfer_command
+    from posevae.cli_video import add_data_from_video_command
 
     add_data_poses_command(data_sub)
+    add_data_from_video_command(data_sub)
     add_transfer_command(sub)
     add_convert_command(sub)
 

@@ -1,6 +1,7 @@
 """The ``posevae transfer`` and ``posevae data poses`` subcommands (wired into :mod:`posevae.cli`).
 
     posevae transfer --ckpt CKPT --first-frame IMG --poses DIR|GIF|MP4 --out OUT [--num_frames N] ...
+                     [--poses-from-video | --poses-are-images] [--no-normalise]
     posevae data poses --out DIR [--clip NAME] [--frames N] [--height H --width W] [--seed S] [--speed X]
 """
 
@@ -14,8 +15,15 @@ def _transfer(args: argparse.Namespace) -> None:
 
     summary = transfer(args.ckpt, args.first_frame, args.poses, args.out, noise_scale=args.noise_scale,
                        seed=args.seed, device=args.device, z_mode=args.z_mode, num_frames=args.num_frames,
-                       progress=not args.quiet)
+                       progress=not args.quiet, poses_from_video=args.poses_from_video,
+                       normalise=args.normalise)
     mp4 = f", {args.out}/transfer.mp4" if summary["outputs"]["mp4"] else ""
+    extracted = summary.get("pose_extraction")
+    if extracted:
+        how = "normalised to the first frame" if extracted["normalised"] else "not normalised"
+        print(f"Extracted the poses of {args.poses}: a person in {100 * extracted['detection_rate']:.1f}% of "
+              f"its {extracted['frames']} frames ({how}).")
+        mp4 += f", {args.out}/source_pose_frame.gif (source | pose | frame)"
     print(f"Wrote {summary['frames']} frames driven by the poses of {args.poses}: {args.out}/frames/, "
           f"{args.out}/transfer.gif{mp4}, {args.out}/pose_and_frame.gif, {args.out}/summary.json.")
 
@@ -44,7 +52,21 @@ def add_transfer_command(subparsers: argparse._SubParsersAction) -> None:
                    help="the frame the video starts from (any image; resized to the model's frame size)")
     p.add_argument("--poses", required=True, metavar="DIR|GIF|MP4",
                    help="pose images: a folder of PNGs named by frame number (`posevae data poses` makes "
-                        "one), a GIF, or a video (needs imageio-ffmpeg); pose k drives frame k")
+                        "one), a GIF, or a video of pose images (needs imageio-ffmpeg); or a video of a "
+                        "person, whose poses are extracted (needs posevae[video]); pose k drives frame k")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--poses-from-video", "--poses_from_video", dest="poses_from_video",
+                      action="store_const", const=True, default=None,
+                      help="--poses shows a person (a video or a folder of frames): extract the poses. "
+                           "Default for a video: decided by its first frame (mostly black = pose images, "
+                           "else a person)")
+    kind.add_argument("--poses-are-images", "--poses_are_images", dest="poses_from_video",
+                      action="store_const", const=False, help="--poses holds drawn pose images, whatever it "
+                                                              "looks like")
+    p.add_argument("--no-normalise", "--no-normalize", dest="normalise", action="store_false",
+                   help="extracted poses: keep the source's person-centred crop instead of scaling and "
+                        "moving the skeleton onto the first frame's person (Everybody Dance Now's "
+                        "normalisation)")
     p.add_argument("--out", default="transfer_out", help="output folder (default: transfer_out)")
     p.add_argument("--noise_scale", "--noise-scale", type=float, default=None,
                    help="latent noise scale (default: the checkpoint's; 1.0 for a course-template .ckpt)")

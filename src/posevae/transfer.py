@@ -18,7 +18,13 @@ by the model, as in the course's test sequences. They come from
   the number in their names, other files and sub-folders ignored, a PNG without a number in its name or
   one that cannot be decoded is an error;
 - a GIF (every frame, via PIL);
-- a video (.mp4, .mov, .avi, .mkv, .webm, .m4v) when imageio-ffmpeg is installed.
+- a video (.mp4, .mov, .avi, .mkv, .webm, .m4v) of pose images, when imageio-ffmpeg is installed;
+- a video of a person (or, with ``poses_from_video=True``, a folder of frames of one): the poses are
+  extracted with MediaPipe (the ``video`` extra) and drawn as labels (:mod:`posevae.data.video.drive`),
+  normalised to the person of the first frame as Everybody Dance Now does unless ``normalise=False``.
+  ``poses_from_video=None`` (the default) decides by the video's first frame: mostly black is a pose
+  rendering, anything else a person. Then ``source_pose_frame.gif`` (and ``.mp4``) shows source video |
+  pose | generated frame.
 
 Every image is converted to RGB and resized to the checkpoint's ``frame_H x frame_W`` with PIL bilinear,
 the lab reader's rule. Every problem with the inputs is a :class:`~posevae.errors.UserError` raised before
@@ -43,7 +49,7 @@ from posevae.data.lab import decode_image, decode_images, list_pngs, to_rgb_arra
 from posevae.device import resolve_device
 from posevae.errors import UserError
 from posevae.generate import GIF_FPS, GIF_MIN_HEIGHT, Z_MODES, model_from_checkpoint, prepare_out
-from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, to_uint8
+from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, tile, to_uint8
 from posevae.rollout import generate, to_unit_float
 from posevae.template_ckpt import open_checkpoint
 
@@ -174,6 +180,23 @@ def read_poses(
                     f"{FOLDER_HINT}, a GIF or an MP4.")
 
 
+def _pose_source(
+    poses: str | Path, first_frame: str | Path, H: int, W: int, limit: int | None, from_video: bool | None,
+    normalise: bool, progress: bool
+) -> tuple[torch.Tensor, int, str, Any]:
+    """(labels (n, 3, H, W) uint8, poses available, kind, a person video's :class:`DrivenPoses` or None)."""
+    from posevae.data.video import drive
+
+    if from_video is None:
+        from_video = drive.is_person_video(Path(poses))
+    if not from_video:
+        return (*read_poses(poses, H, W, limit=limit, progress=progress), None)
+    driven = drive.poses_from_video(poses, first_frame, H, W, normalise=normalise, limit=limit,
+                                    progress=progress)
+    labels = torch.from_numpy(np.ascontiguousarray(driven.labels.transpose(0, 3, 1, 2)))
+    return labels, driven.info["frames"], "person video", driven
+
+
 # ------------------------------------------------------------------------------------------------ transfer
 
 
@@ -189,6 +212,8 @@ def transfer(
     z_mode: str = "sample",
     num_frames: int | None = None,
     progress: bool = True,
+    poses_from_video: bool | None = None,
+    normalise: bool = True,
 ) -> dict[str, Any]:
     """Drive checkpoint ``ckpt`` from ``first_frame`` with the pose sequence ``poses``; write under ``out``.
 
@@ -198,8 +223,8 @@ def transfer(
     mean), drawn from one ``torch.Generator`` seeded ``seed``: the same seed gives the same frames on the
     same device, and the first ``num_frames`` frames of a longer run.
     ``ckpt`` is a checkpoint file, a run folder (its ``checkpoints/last.safetensors``) or a course-template
-    ``.ckpt`` (:mod:`posevae.template_ckpt`), as for ``posevae test``. Returns the summary (also written to
-    ``out/summary.json``).
+    ``.ckpt`` (:mod:`posevae.template_ckpt`), as for ``posevae test``. ``poses_from_video`` and ``normalise``:
+    see the module docstring. Returns the summary (also written to ``out/summary.json``).
     """
     if z_mode not in Z_MODES:
         raise UserError(f"--z_mode must be one of {', '.join(Z_MODES)}, got {z_mode!r}.")
@@ -215,7 +240,8 @@ def transfer(
     H, W = cfg.model.frame_H, cfg.model.frame_W
 
     first = read_first_frame(first_frame, H, W)  # (3, H, W) uint8
-    labels, available, kind = read_poses(poses, H, W, limit=num_frames, progress=progress)  # (N, 3, H, W)
+    labels, available, kind, driven = _pose_source(poses, first_frame, H, W, num_frames, poses_from_video,
+                                                   normalise, progress)  # labels (N, 3, H, W)
     if available < 2:
         raise UserError(f"--poses {poses} holds {available} pose image(s); a transfer needs at least 2 (pose "
                         "0 belongs to the first frame, frames 1.. follow poses 1..): add pose images.")
@@ -241,6 +267,9 @@ def transfer(
     wrote_mp4 = save_mp4(out / "transfer.mp4", pred, fps=GIF_FPS, scale=gif_scale)
     if not wrote_mp4:  # an MP4 of an earlier transfer into this folder would mislead
         (out / "transfer.mp4").unlink(missing_ok=True)
+    if driven is not None:
+        source = torch.from_numpy(np.ascontiguousarray(driven.source[: len(pred)].transpose(0, 3, 1, 2)))
+        _write_source_pose_frame(out, tile([source, labels, pred]), gif_scale)
 
     summary: dict[str, Any] = {
         "checkpoint": str(Path(ckpt).resolve()),
@@ -260,5 +289,15 @@ def transfer(
             "pose_and_frame_gif": "pose_and_frame.gif",
         },
     }
+    if driven is not None:
+        summary["pose_extraction"] = driven.info
+        summary["outputs"]["source_pose_frame_gif"] = "source_pose_frame.gif"
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _write_source_pose_frame(out: Path, tiled: torch.Tensor, gif_scale: int) -> None:
+    """source video | pose | generated frame, as a GIF and (with imageio-ffmpeg) an MP4."""
+    save_gif(out / "source_pose_frame.gif", tiled, fps=GIF_FPS, scale=gif_scale)
+    if not save_mp4(out / "source_pose_frame.mp4", tiled, fps=GIF_FPS, scale=gif_scale):
+        (out / "source_pose_frame.mp4").unlink(missing_ok=True)
