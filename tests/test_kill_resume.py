@@ -29,7 +29,7 @@ from tests.synthetic import make_lab_dataset
 N_EPOCH = 5
 CHAINS = 2
 KILLS_PER_CHAIN = 5  # 10 kills in all
-EPOCH_S = 0.45  # about one epoch (training, validation, saves) on one core: kills land within the run
+EPOCH_S = 0.45  # a first guess at one epoch on one core; each chain then measures its own epochs
 MAX_STARTS = 40  # per chain, so a bug cannot loop forever
 
 TRAIN = ["--preset", "tiny", "--frame_H", "16", "--frame_W", "32", "--train_vi_len", "6", "--val_vi_len", "10",
@@ -77,6 +77,7 @@ def chain(data: Path, run: Path, seed: int, kills: int) -> dict[str, int]:
     log = run.parent / f"{run.name}.log"
     config = run / "config.json"
     counts = {"kills": 0, "starts": 0, "fresh_starts": 0, "kills_before_training": 0}
+    epoch_s = EPOCH_S  # updated from the epochs this chain sees
     while not finished(run):
         assert counts["starts"] < MAX_STARTS, log.read_text()
         counts["fresh_starts"] += not (run / "checkpoints" / "last.safetensors").exists()
@@ -89,7 +90,12 @@ def chain(data: Path, run: Path, seed: int, kills: int) -> dict[str, int]:
             else:  # once training started (config.json is rewritten just before the first epoch): epochs, saves
                 while proc.poll() is None and (not config.exists() or config.stat().st_mtime_ns == stamp):
                     time.sleep(0.005)
-                deadline = time.monotonic() + rng.uniform(0.0, EPOCH_S * (N_EPOCH - epochs_done(run)))
+                # a random epoch still to run, then a random moment within it (training, validation, saves);
+                # paced by the epochs seen, not by a fixed duration: machines differ several times in speed
+                done = epochs_done(run)
+                target = rng.randint(done, max(done, N_EPOCH - 2))  # the last epoch only when nothing else is left
+                epoch_s = wait_for_epoch(proc, run, target, epoch_s)
+                deadline = time.monotonic() + rng.uniform(0.0, epoch_s)
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.002)
             if proc.poll() is None:
@@ -101,6 +107,31 @@ def chain(data: Path, run: Path, seed: int, kills: int) -> dict[str, int]:
         assert code in (0, -signal.SIGKILL), f"exit code {code}:\n{log.read_text()}"
         check_checkpoints(run, f"after start {counts['starts']} of {run}:\n{log.read_text()}")
     return counts
+
+
+def rows_written(run: Path) -> int:
+    """Epoch rows in metrics.csv (written after each epoch's validation, before its checkpoints)."""
+    try:
+        return max(len((run / "metrics.csv").read_text().splitlines()) - 1, 0)
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for_epoch(proc: subprocess.Popen, run: Path, epoch: int, epoch_s: float) -> float:
+    """Wait until the run is in ``epoch`` (0-based: its earlier epochs have their metrics rows) or ends.
+
+    Returns the seconds per epoch measured from the rows that appeared meanwhile (else ``epoch_s``)."""
+    rows, changes = rows_written(run), []  # (time, rows) at each new row
+    while proc.poll() is None and rows < epoch:
+        time.sleep(0.002)
+        now_rows = rows_written(run)
+        if now_rows > rows:
+            changes.append((time.monotonic(), now_rows))
+            rows = now_rows
+    if len(changes) >= 2:
+        (t0, r0), (t1, r1) = changes[0], changes[-1]
+        epoch_s = (t1 - t0) / (r1 - r0)
+    return epoch_s
 
 
 def metrics(run: Path) -> list[dict[str, str]]:
