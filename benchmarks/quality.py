@@ -62,7 +62,7 @@ from posevae.device import resolve_device
 from posevae.generate import model_from_checkpoint, test_run
 from posevae.model import PoseVAE, count_parameters
 from posevae.rollout import generate, to_unit_float
-from posevae.train import RunFolder, autocast_for, build_optimizer, evaluate_video, train_clip
+from posevae.train import RunFolder, TrainingDiverged, autocast_for, build_optimizer, evaluate_video, train_clip
 
 DEFAULT_RUNS = (
     "lab", "fast", "sharp",
@@ -241,9 +241,15 @@ def run_one(spec: RunSpec, args: argparse.Namespace, plan: dict[str, Any]) -> di
     cfg = base_config(spec, args, planned["epochs"])
     progress = not args.quiet
     started = time.perf_counter()
-    train_or_resume(cfg, progress=progress)
-    wall_s = time.perf_counter() - started
     run = RunFolder(cfg.train.save_root)
+    try:
+        train_or_resume(cfg, progress=progress)
+    except TrainingDiverged as err:  # a recipe that diverges is a result too: say so, go on with the others
+        return {"name": spec.name, "preset": spec.preset, "options": {**spec.model, **spec.train},
+                **model_cost(cfg.model), "epochs": planned["epochs"], "train_min": None, "train_fps": None,
+                "probe_train_fps": planned["probe_train_fps"], "val": {}, "test": {},
+                "diverged": f"epoch {len(run.read_metrics()) + 1}: {str(err).split('. ')[0]}"}
+    wall_s = time.perf_counter() - started
     epoch_s = [float(r["seconds"]) for r in run.read_metrics()]
     train_s = sum(epoch_s) or wall_s  # the epochs' own seconds: right after a resume too
     trained_frames = planned["epochs"] * planned["batches"] * cfg.train.batch_size * (cfg.data.train_vi_len - 1)
@@ -274,7 +280,8 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 def table(results: list[dict[str, Any]]) -> list[str]:
     """Markdown rows: one per run; score columns only for the metrics every run has."""
-    scores = [k for k in ("PSNR", *PERSON_METRICS.values(), "SSIM") if all(k in r["val"] for r in results)]
+    scored = [r for r in results if not r.get("diverged")]
+    scores = [k for k in ("PSNR", *PERSON_METRICS.values(), "SSIM") if all(k in r["val"] for r in scored)]
     digits = {"SSIM": 4}
     head = ["run", "options", "params", "GFLOP/frame", "epochs", "train min", "train f/s", "probe f/s",
             *[f"val {k}" for k in scores], *[f"test {k}" for k in scores]]
@@ -286,6 +293,7 @@ def table(results: list[dict[str, Any]]) -> list[str]:
                  *[_fmt(r["val"].get(k), digits.get(k, 2)) for k in scores],
                  *[_fmt(r["test"].get(k), digits.get(k, 2)) for k in scores]]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [f"\n{r['name']} diverged in {r['diverged']}; no scores." for r in results if r.get("diverged")]
     return lines
 
 
