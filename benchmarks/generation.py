@@ -6,7 +6,7 @@ Three measurements, in this one process, on the same random weights and poses (n
 
   bare steps     the model's forward called frames-1 times in a loop on its own output (eval, inference
                  mode): the floor any generation loop pays.
-  rollout        posevae.rollout.generate over the same frames: the bare steps plus the loop's bookkeeping
+  rollout        posevae.model.rollout.generate over the same frames: the bare steps plus the loop's bookkeeping
                  (stacking the frames, the per-step latent draw from a generator). Reported as overhead
                  over the bare steps.
   test, 5 seqs   five sequences of `frames` frames one after another (batch 1, what `posevae test` did
@@ -24,9 +24,9 @@ from contextlib import nullcontext
 import torch
 
 from posevae.config import MODEL_PRESETS, ModelConfig
-from posevae.model import PoseVAE
-from posevae.rollout import evaluating, generate
-from posevae.train import autocast_for
+from posevae.model.vae import PoseVAE
+from posevae.model.rollout import evaluating, generate
+from posevae.training.loop import autocast_for
 from throughput import cpu_model_name  # benchmarks/ is on sys.path when run as a script
 
 

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 import generation  # noqa: E402
 import throughput  # noqa: E402
 from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from posevae.train import train  # noqa: E402
+from posevae.training.loop import train  # noqa: E402
 from tests.synthetic import make_lab_dataset  # noqa: E402
 
 

@@ -4,7 +4,7 @@
     python benchmarks/quality.py --runs fast sharp 'sharp-gdl:preset=sharp,gdl_weight=0.1' --minutes 8
     # smoke check on a tiny dataset: --minutes 0.2 --partial 0.02 --val_vi_len 32
 
-Every run uses the demo's recipe (posevae.demo_job: DEMO_TRAIN, DEMO_DATA, seed 1, --precision auto) with its
+Every run uses the demo's recipe (posevae.jobs.demo: DEMO_TRAIN, DEMO_DATA, seed 1, --precision auto) with its
 own model preset and options. A run is ``name`` (a preset) or ``name:field=value,...`` with ModelConfig or
 TrainConfig fields and ``preset=`` (default: the name), e.g. ``sharp-nowarp:preset=sharp,warp=false``.
 
@@ -13,7 +13,7 @@ The budget (``--minutes``) is turned into a number of epochs per run, so every r
 
 1. a short timing ("probe") of the run's own model on the real data: one warm-up batch, then
    ``--probe_batches`` timed training batches (forward, per-step backward, clipping, Adam step, as
-   ``posevae.train``), and a validation (two rollouts, as every epoch) of the first 32 validation frames,
+   ``posevae.training.loop``), and a validation (two rollouts, as every epoch) of the first 32 validation frames,
    scaled to ``--val_vi_len``;
 2. epochs = round(minutes * 60 / (batches per epoch * seconds per batch + validation seconds)), at least 1:
    the epoch count whose estimated time is nearest the budget (a run may end up to half an epoch over or
@@ -21,9 +21,9 @@ The budget (``--minutes``) is turned into a number of epochs per run, so every r
 3. the demo's KL schedule fitted to that count: Cyclical, min(2, epochs // 3) cycles (at least 1), or no
    annealing (beta = 1) for a single epoch. Teacher forcing and everything else are the demo's.
 
-Nothing is chosen on test data: ``posevae.train`` keeps the checkpoint with the best validation PSNR and
+Nothing is chosen on test data: ``posevae.training.loop`` keeps the checkpoint with the best validation PSNR and
 that checkpoint is validated again (z from the prior, the run's noise scale and sample seed: the rollout
-the training validated) and tested with ``posevae.generate.test_run``. Reported per run: whole-frame PSNR
+the training validated) and tested with ``posevae.evaluation.predict.test_run``. Reported per run: whole-frame PSNR
 and SSIM and, where ``posevae.metrics`` has them, pose-region and person-box PSNR (validation and test);
 parameters, forward GFLOP per generated frame (batch 1, FlopCounterMode), epochs, training minutes (wall
 clock of ``train``, validation included) and training frames/s (predicted frames / those seconds), and the
@@ -53,16 +53,17 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from posevae import metrics
-from posevae.checkpoint import atomic_write_text, load_checkpoint
-from posevae.compare import _convert, train_or_resume
+from posevae.files import atomic_write_text
+from posevae.model.checkpoint import load_checkpoint
+from posevae.jobs.compare import _convert, train_or_resume
 from posevae.config import MODEL_PRESETS, ModelConfig, RunConfig, TrainConfig
 from posevae.data.lab import ClipDataset, Video, load_test_sequences, load_val_video, load_video
-from posevae.demo_job import DEMO_DATA, demo_config
+from posevae.jobs.demo import DEMO_DATA, demo_config
 from posevae.device import resolve_device
-from posevae.generate import model_from_checkpoint, test_run
-from posevae.model import PoseVAE, count_parameters
-from posevae.rollout import generate, to_unit_float
-from posevae.train import RunFolder, autocast_for, build_optimizer, evaluate_video, train_clip
+from posevae.evaluation.predict import model_from_checkpoint, test_run
+from posevae.model.vae import PoseVAE, count_parameters
+from posevae.model.rollout import generate, to_unit_float
+from posevae.training.loop import RunFolder, autocast_for, build_optimizer, evaluate_video, train_clip
 
 DEFAULT_RUNS = (
     "lab", "fast", "sharp",
@@ -144,7 +145,7 @@ def probe(cfg: RunConfig, n_batches: int, progress: bool) -> dict[str, float]:
     val = load_val_video(d.DR, m.frame_H, m.frame_W, min(d.val_vi_len, PROBE_VAL_FRAMES), d.cache_dir, progress)
     torch.manual_seed(t.seed)
     model = PoseVAE(m).to(device, memory_format=torch.channels_last if t.channels_last else torch.preserve_format)
-    flush = torch.set_flush_denormal(True)  # as posevae.train
+    flush = torch.set_flush_denormal(True)  # as posevae.training.loop
     try:
         batch_s = _time_batches(model.train(), cfg, clips, device, n_batches)
         started = time.perf_counter()
@@ -152,7 +153,7 @@ def probe(cfg: RunConfig, n_batches: int, progress: bool) -> dict[str, float]:
                        autocast=lambda: autocast_for(device, t.precision))
         val_s = (time.perf_counter() - started) * (d.val_vi_len - 1) / (len(val) - 1)
     finally:
-        if flush:  # process-wide CPU state: give it back, as posevae.train does
+        if flush:  # process-wide CPU state: give it back, as posevae.training.loop does
             torch.set_flush_denormal(False)
     batches = len(clips) // t.batch_size
     frames_per_batch = t.batch_size * (d.train_vi_len - 1)

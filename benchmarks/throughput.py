@@ -45,9 +45,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from posevae.config import MODEL_PRESETS, ModelConfig
 from posevae.losses import kl_to_standard_normal, reconstruction_mse
-from posevae.model import PoseVAE
-from posevae.rollout import generate, to_unit_float
-from posevae.train import autocast_for, fast_bf16_available, train_clip
+from posevae.model.vae import PoseVAE
+from posevae.model.rollout import generate, to_unit_float
+from posevae.training.loop import autocast_for, fast_bf16_available, train_clip
 
 H, W, T = 32, 64, 16
 

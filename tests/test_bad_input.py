@@ -20,10 +20,10 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from posevae.checkpoint import Checkpoint, save_checkpoint
-from posevae.cli import main
+from posevae.model.checkpoint import Checkpoint, save_checkpoint
+from posevae.cli.main import main
 from posevae.config import DataConfig, RunConfig, TrainConfig
-from posevae.model import PoseVAE
+from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 from tests.synthetic import make_lab_dataset
 
@@ -125,7 +125,7 @@ def random_bytes(c: Ctx) -> Path:
 def mismatched_weights(c: Ctx) -> Path:
     """Config of one model, weights of another (F_dim 16 vs 24)."""
     good = c.ckpt()
-    from posevae.checkpoint import load_checkpoint
+    from posevae.model.checkpoint import load_checkpoint
 
     ck = load_checkpoint(good)
     other = PoseVAE(tiny_model_config(F_dim=24)).state_dict()

@@ -13,14 +13,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import posevae.generate as generate_module
-from posevae.checkpoint import Checkpoint, load_checkpoint, load_lab_ckpt, save_checkpoint
-from posevae.compare import parse_configuration
+import posevae.evaluation.predict as generate_module
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, load_lab_ckpt, save_checkpoint
+from posevae.jobs.compare import parse_configuration
 from posevae.config import RunConfig
 from posevae.data.lab import TestSequence
 from posevae.errors import UserError
-from posevae.generate import test_run
-from posevae.model import PoseVAE
+from posevae.evaluation.predict import test_run
+from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 from tests.synthetic import make_lab_dataset
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-import posevae.train as train_module
-from posevae.checkpoint import load_checkpoint
-from posevae.cli import main
+import posevae.training.loop as train_module
+from posevae.model.checkpoint import load_checkpoint
+from posevae.cli.main import main
 from posevae.metrics import psnr
-from posevae.model import PoseVAE
+from posevae.model.vae import PoseVAE
 from tests.conftest import ctrl_c_at_epoch
 from tests.synthetic import make_lab_dataset
 
@@ -93,7 +93,7 @@ def test_train_interrupt_resume_test(tmp_path, monkeypatch, capsys):
 
 
 def test_demo_passes_seed_epochs_and_prior_to_the_job(tmp_path, monkeypatch):
-    import posevae.demo_job as demo_job
+    import posevae.jobs.demo as demo_job
 
     calls = []
     monkeypatch.setattr(demo_job, "run_demo", lambda **kw: calls.append(kw))

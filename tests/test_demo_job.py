@@ -4,9 +4,9 @@ reports, prints the summary with the baseline, and a second call reuses the fini
 import csv
 import json
 
-from posevae.checkpoint import load_checkpoint
-from posevae.data.demo import render_demo_dataset
-from posevae.demo_job import run_demo
+from posevae.model.checkpoint import load_checkpoint
+from posevae.data.demo.dataset import render_demo_dataset
+from posevae.jobs.demo import run_demo
 
 TINY = dict(num_epoch=2, kl_anneal_cycle=1, batch_size=2, partial=1.0, val_vi_len=24, precision="fp32")
 

@@ -1,4 +1,4 @@
-"""Test-time generation (posevae.generate) and the media writers (posevae.media), on a tiny model and data."""
+"""Test-time generation (posevae.evaluation.predict) and the media writers (posevae.media), on a tiny model and data."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-import posevae.generate as generate_mod  # imported as a module: pytest would collect a bare `test_run`
-from posevae.checkpoint import Checkpoint, save_checkpoint
+import posevae.evaluation.predict as generate_mod  # imported as a module: pytest would collect a bare `test_run`
+from posevae.model.checkpoint import Checkpoint, save_checkpoint
 from posevae.config import RunConfig
 from posevae.device import resolve_device
 from posevae.errors import UserError
 from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, to_uint8
 from posevae.metrics import psnr, ssim
-from posevae.model import PoseVAE
+from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 
 H, W, N_FRAMES, N_SEQ = 16, 32, 6, 2
@@ -354,9 +354,9 @@ def multi_run(setup):
 def _sample_rollouts(setup, n: int) -> list[torch.Tensor]:
     """The n rollouts of sequence 0 that --samples n draws, regenerated one by one with their seeds."""
     ckpt, DR, _, _ = setup
-    from posevae.checkpoint import load_checkpoint
+    from posevae.model.checkpoint import load_checkpoint
     from posevae.data.lab import load_test_sequences
-    from posevae.rollout import generate
+    from posevae.model.rollout import generate
 
     checkpoint = load_checkpoint(ckpt)
     model = generate_mod.model_from_checkpoint(checkpoint, ckpt, torch.device("cpu"))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from posevae.checkpoint import load_checkpoint
+from posevae.model.checkpoint import load_checkpoint
 from tests.synthetic import make_lab_dataset
 
 N_EPOCH = 5

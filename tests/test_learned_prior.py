@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 
-from posevae.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from posevae.config import RunConfig
 from posevae.errors import UserError
-from posevae.generate import model_from_checkpoint
+from posevae.evaluation.predict import model_from_checkpoint
 from posevae.losses import kl_between_gaussians, kl_to_standard_normal, step_kl
-from posevae.model import PoseVAE, StepOutput
-from posevae.rollout import evaluating, generate
-from posevae.train import train_clip
+from posevae.model.vae import PoseVAE, StepOutput
+from posevae.model.rollout import evaluating, generate
+from posevae.training.loop import train_clip
 from tests.conftest import tiny_model_config
 
 H, W = 16, 32

@@ -3,8 +3,8 @@ import torch
 
 from posevae.config import ModelConfig
 from posevae.errors import UserError
-from posevae.model import PoseVAE, count_parameters
-from posevae.rollout import evaluating, generate, rollout
+from posevae.model.vae import PoseVAE, count_parameters
+from posevae.model.rollout import evaluating, generate, rollout
 from tests.conftest import tiny_model_config
 
 
@@ -115,7 +115,7 @@ def test_generate_uses_eval_mode_and_restores_training_mode():
 
 def test_logvar_bound_is_soft_so_a_runaway_variance_can_come_back():
     """A hard clamp at 10 passes no gradient: a logvar past it stayed there and its noise broke training."""
-    from posevae.model import _finite_gaussian
+    from posevae.model.vae import _finite_gaussian
 
     raw = torch.tensor([-40.0, -3.0, 0.0, 3.0, 24.0], requires_grad=True)
     _, logvar = _finite_gaussian(torch.zeros(5), raw)

@@ -10,10 +10,10 @@ import shutil
 
 import pytest
 
-from posevae.checkpoint import Checkpoint, save_checkpoint
-from posevae.cli import main
+from posevae.model.checkpoint import Checkpoint, save_checkpoint
+from posevae.cli.main import main
 from posevae.config import RunConfig
-from posevae.model import PoseVAE
+from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 from tests.synthetic import make_lab_dataset
 
@@ -158,7 +158,7 @@ def test_report_and_demo_summary_of_a_run_tested_without_ground_truth(world, tmp
     table = (tmp_path / "report" / "table.md").read_text()
     assert "nan" not in table.lower() and "None" not in table
 
-    from posevae.demo_job import _print_summary
+    from posevae.jobs.demo import _print_summary
 
     test = json.loads((run / "test" / "summary.json").read_text())
     summary = {"gain_over_baseline_db": None, "seconds_total": 1.0, "val_psnr_pose": 15.0, "val_psnr_box": 16.0,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from posevae.config import MODEL_PRESETS, ModelConfig
-from posevae.model import PoseVAE, count_parameters
+from posevae.model.vae import PoseVAE, count_parameters
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "presets_before_sharp.json").read_text())["presets"]
 

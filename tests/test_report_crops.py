@@ -1,10 +1,10 @@
-"""Figure 10 of the report: crops around the dancer, true against predicted (posevae.report_crops)."""
+"""Figure 10 of the report: crops around the dancer, true against predicted (posevae.report.crops)."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from posevae.report_crops import crop_box, crop_indices, draw_person_crops, first_source_with_truth, read_predicted
+from posevae.report.crops import crop_box, crop_indices, draw_person_crops, first_source_with_truth, read_predicted
 from tests.test_report import assert_image, compared, dataset  # noqa: F401  (module fixtures)
 
 

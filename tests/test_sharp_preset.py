@@ -5,17 +5,17 @@ import csv
 import pytest
 import torch
 
-import posevae.train as train_module
-from posevae.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from posevae.cli import main
+import posevae.training.loop as train_module
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from posevae.cli.main import main
 from posevae.config import MODEL_PRESETS, ModelConfig, RunConfig
 from posevae.errors import UserError
-from posevae.generate import model_from_checkpoint
+from posevae.evaluation.predict import model_from_checkpoint
 from posevae.losses import gradient_difference_loss
-from posevae.model import PoseVAE
-from posevae.rollout import generate
-from posevae.train import train_clip
-from posevae.unet_parts import WarpBlendHead, blend, warp_frame
+from posevae.model.vae import PoseVAE
+from posevae.model.rollout import generate
+from posevae.training.loop import train_clip
+from posevae.model.unet_parts import WarpBlendHead, blend, warp_frame
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 from tests.test_train_step import clip_loss_single_backward, moving_square_clip

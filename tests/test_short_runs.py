@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-import posevae.train as train_module
-from posevae.cli import main
+import posevae.training.loop as train_module
+from posevae.cli.main import main
 from posevae.config import TrainConfig
 from posevae.errors import UserError
 from posevae.schedules import fitted_kl_cycles, kl_beta, trains_kl

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import posevae.train as train_module
-from posevae.checkpoint import load_checkpoint
+import posevae.training.loop as train_module
+from posevae.model.checkpoint import load_checkpoint
 from posevae.config import DataConfig, RunConfig, TrainConfig
 from posevae.errors import UserError
-from posevae.train import train
+from posevae.training.loop import train
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from posevae.cli_video import add_data_from_video_command, parse_cut, parse_size
+from posevae.cli.video import add_data_from_video_command, parse_cut, parse_size
 from posevae.data.skeleton import JOINT_INDEX, JOINT_NAMES, LIMB_COLORS, LIMBS, draw_skeleton
 from posevae.data.video import VideoOptions, from_video, track
 from posevae.data.video.estimate import Landmarks, map_landmarks
@@ -55,7 +55,7 @@ def landmarks_from_joints(joints: np.ndarray) -> Landmarks:
 def demo(tmp_path_factory) -> Path:
     """32 demo frames at 64x128 with their labels and ground-truth keypoints."""
     pytest.importorskip("pybullet")
-    from posevae.data.demo import _render
+    from posevae.data.demo.dataset import _render
 
     return _render(
         tmp_path_factory.mktemp("demo") / "ds",

@@ -33,10 +33,10 @@ class ModelConfig:
 
     ``variant`` "template" is the course template's model exactly (``nn.LeakyReLU(True)``, no sigmoid, no
     clamp, unbounded logvar; its parameter names map onto ours): the model of a converted template ``.ckpt``
-    (``posevae convert``), see :mod:`posevae.model_template`. "posevae" (the default) is the lab model with
+    (``posevae convert``), see :mod:`posevae.model.template`. "posevae" (the default) is the lab model with
     those fixed. The template variant has no fast-preset options (downsample 1, no frame skip, fixed prior).
 
-    ``skips`` and ``warp`` (the "sharp" preset, :mod:`posevae.unet_parts`) bring the previous frame and the
+    ``skips`` and ``warp`` (the "sharp" preset, :mod:`posevae.model.unet_parts`) bring the previous frame and the
     next pose back at every resolution up to the full one, and let the output copy the previous frame along a
     predicted flow.
     """
@@ -51,7 +51,7 @@ class ModelConfig:
     frame_skip: bool = False  # feed the previous frame's pixels to the generator's last stage
     prior: Literal["fixed", "learned"] = "fixed"  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
     variant: Literal["posevae", "template"] = "posevae"  # "template": the course template's model exactly
-    # the "sharp" preset (posevae.unet_parts); the defaults build the models of before
+    # the "sharp" preset (posevae.model.unet_parts); the defaults build the models of before
     skips: bool = False  # U-Net skips: previous frame and next pose reach the generator at every scale
     skip_width: int = 16  # skip-encoder channels at full resolution, doubled at each halving
     warp: bool = False  # full-resolution flow + blend mask that warps the previous frame into the output

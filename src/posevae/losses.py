@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from posevae.model import LOGVAR_MAX, LOGVAR_MIN, StepOutput
+from posevae.model.vae import LOGVAR_MAX, LOGVAR_MIN, StepOutput
 
 KLNorm = Literal["elements", "batch"]
 

@@ -2,7 +2,7 @@
 
 Every function takes frames as a uint8 tensor ``(T, 3, H, W)`` (what :func:`to_uint8` makes of the
 model's floats) and writes atomically: a file appears complete or not at all
-(:func:`posevae.checkpoint.atomic_write`), and a folder of PNGs is filled under a temporary name and
+(:func:`posevae.files.atomic_write`), and a folder of PNGs is filled under a temporary name and
 renamed into place.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from posevae.checkpoint import atomic_write
+from posevae.files import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The 18-joint skeleton posevae draws as pose labels: joint names, limbs, colours, the one drawing function.
 
-Every label in posevae is drawn by :func:`draw_skeleton`: the demo renderer's (:mod:`.demo_skeleton` gives
+Every label in posevae is drawn by :func:`draw_skeleton`: the demo renderer's (:mod:`.demo.skeleton` gives
 the humanoid's keypoints) and those of ``posevae data from-video`` (:mod:`posevae.data.video` maps
 MediaPipe's landmarks onto these joints). A joint whose coordinates are not finite (NaN: not seen, or seen
 with low visibility) is left out, and so is every limb that ends at it.

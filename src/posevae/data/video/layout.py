@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from posevae.data.demo_png import write_png
+from posevae.data.png import write_png
 from posevae.data.skeleton import keypoint_spec
 from posevae.errors import UserError
 

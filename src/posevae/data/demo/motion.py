@@ -11,7 +11,7 @@ way the previous one is at that moment, then the two are cross-faded (slerp of e
 frames. Looping clips keep going across their loop point with the clip's own per-loop turn and shift, so
 a walk walks on and a spin spins on. Everything here is numpy on float64 and depends only on the seed.
 
-A pose row (``POSE_DIM`` = 43 numbers) is what :mod:`posevae.data.demo_scene` feeds to pybullet: base
+A pose row (``POSE_DIM`` = 43 numbers) is what :mod:`posevae.data.demo.scene` feeds to pybullet: base
 position (3), base quaternion (x, y, z, w), then the joint positions of ``JOINT_INDICES`` in order
 (quaternions x, y, z, w for spherical joints, one angle for knees and elbows).
 """

@@ -3,7 +3,7 @@
 The model predicts frame t from frame t-1 and the pose image of frame t, so any pose sequence drives it:
 another split, another dataset's skeletons, or a clip of the demo renderer the model never saw
 (``posevae data poses``). :func:`transfer` rolls the model out from the prior with
-:func:`posevae.rollout.generate`, exactly as ``posevae test`` does, and writes under ``out`` only::
+:func:`posevae.model.rollout.generate`, exactly as ``posevae test`` does, and writes under ``out`` only::
 
     frames/<k>.png          every frame, k = 0..N-1; frame 0 is the given first frame (resized), unchanged
     transfer.gif            the frames, looping, upscaled as ``posevae test`` upscales its GIFs
@@ -44,14 +44,14 @@ import torch
 from PIL import Image, ImageSequence
 from tqdm.auto import tqdm
 
-from posevae.checkpoint import atomic_write_text
+from posevae.files import atomic_write_text
 from posevae.data.lab import decode_image, decode_images, list_pngs, to_rgb_array, warn_converted
 from posevae.device import resolve_device
 from posevae.errors import UserError
-from posevae.generate import GIF_FPS, GIF_MIN_HEIGHT, Z_MODES, model_from_checkpoint, prepare_out
+from posevae.evaluation.predict import GIF_FPS, GIF_MIN_HEIGHT, Z_MODES, model_from_checkpoint, prepare_out
 from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, tile, to_uint8
-from posevae.rollout import generate, to_unit_float
-from posevae.template_ckpt import open_checkpoint
+from posevae.model.rollout import generate, to_unit_float
+from posevae.model.template_ckpt import open_checkpoint
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 FOLDER_HINT = "a folder of pose PNGs named by frame number (0.png, 1.png ...; `posevae data poses` makes one)"
@@ -223,7 +223,7 @@ def transfer(
     mean), drawn from one ``torch.Generator`` seeded ``seed``: the same seed gives the same frames on the
     same device, and the first ``num_frames`` frames of a longer run.
     ``ckpt`` is a checkpoint file, a run folder (its ``checkpoints/last.safetensors``) or a course-template
-    ``.ckpt`` (:mod:`posevae.template_ckpt`), as for ``posevae test``. ``poses_from_video`` and ``normalise``:
+    ``.ckpt`` (:mod:`posevae.model.template_ckpt`), as for ``posevae test``. ``poses_from_video`` and ``normalise``:
     see the module docstring. Returns the summary (also written to ``out/summary.json``).
     """
     if z_mode not in Z_MODES:

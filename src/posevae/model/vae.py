@@ -18,13 +18,13 @@ What differs from the lab, and why:
 * NaN/Inf never leave :meth:`PoseVAE.forward`: outputs are passed through ``nan_to_num`` and clamped, and
   logvar is clamped to [-10, 10] before the reparameterisation (exp cannot overflow).
 * ``variant == "template"`` undoes the three changes above and reproduces the course template exactly, so
-  its ``.ckpt`` files load (:mod:`posevae.model_template` says what differs and where it was read).
+  its ``.ckpt`` files load (:mod:`posevae.model.template` says what differs and where it was read).
 * ``downsample > 1`` (the "fast" preset) adds strided convolutions to the encoders and nearest-neighbour
   upsampling to the generator, so the latent is (H/d, W/d); ``frame_skip`` feeds the previous frame's
   pixels to the generator's last, full-resolution stage so the low-resolution path need not carry them.
 * ``skips`` (the "sharp" preset) adds light encoders of the previous frame and the next pose whose features
   join the generator at every scale up to full resolution (U-Net skips), and ``warp`` blends the output
-  with the previous frame warped by a predicted flow; see :mod:`posevae.unet_parts`.
+  with the previous frame warped by a predicted flow; see :mod:`posevae.model.unet_parts`.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import torch
 from torch import nn
 
 from posevae.config import ModelConfig
-from posevae.layers import DepthConvBlock, ResidualBlock, downsample2x, upsample2x
-from posevae.model_template import TEMPLATE_SLOPE, TemplateBatchNorm2d
-from posevae.unet_parts import SkipGenerator, SkipPyramid, WarpBlendHead
+from posevae.model.layers import DepthConvBlock, ResidualBlock, downsample2x, upsample2x
+from posevae.model.template import TEMPLATE_SLOPE, TemplateBatchNorm2d
+from posevae.model.unet_parts import SkipGenerator, SkipPyramid, WarpBlendHead
 
 LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0  # symmetric: the soft bound is LOGVAR_MAX * tanh(x / LOGVAR_MAX)
 
@@ -184,7 +184,7 @@ class Generator(nn.Module):
 
     With ``downsample > 1`` the last stages are preceded by 2x upsampling; with ``frame_skip`` the previous
     frame's pixels are concatenated before the final full-resolution block; with ``warp`` the output is
-    blended with the previous frame warped by a predicted flow (:class:`~posevae.unet_parts.WarpBlendHead`).
+    blended with the previous frame warped by a predicted flow (:class:`~posevae.model.unet_parts.WarpBlendHead`).
     ``sigmoid`` False (the course template) returns the last convolution's output as it is.
     """
 
@@ -225,7 +225,7 @@ class PoseVAE(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        template = c.variant == "template"  # the course template exactly (posevae.model_template)
+        template = c.variant == "template"  # the course template exactly (posevae.model.template)
         self.frame_encoder = FrameEncoder(c.F_dim, c.downsample)
         self.pose_encoder = PoseEncoder(c.L_dim, c.downsample, template)
         self.posterior = GaussianPredictor(c.F_dim + c.L_dim, c.N_dim,  # q(z | next frame, next pose)
@@ -233,7 +233,7 @@ class PoseVAE(nn.Module):
         # p(z | previous frame, next pose); absent with the fixed N(0, I) prior (the lab's parameters exactly)
         self.prior = GaussianPredictor(c.F_dim + c.L_dim, c.N_dim) if c.prior == "learned" else None
         self.fusion = DecoderFusion(c.F_dim + c.L_dim + c.N_dim, c.D_out_dim)
-        # the sharp preset's skip encoders (posevae.unet_parts); absent otherwise (older models exactly)
+        # the sharp preset's skip encoders (posevae.model.unet_parts); absent otherwise (older models exactly)
         self.frame_pyramid = self.pose_pyramid = None
         if c.skips:
             levels = max(_n_halvings(c.downsample), 1)

@@ -7,7 +7,7 @@ whose ``VAE_Model`` holds five parts named ``frame_transformation`` (RGB_Encoder
 shflte/NYCU_DLP_2024_summer ``lab4/modules/layers.py``, ``lab4/modules/modules.py``, ``lab4/Tester.py``,
 and several other copies of the same files found by code search (identical layer lists).
 
-What the template does that the ``posevae`` variant does not (:class:`posevae.model.PoseVAE` switches on
+What the template does that the ``posevae`` variant does not (:class:`posevae.model.vae.PoseVAE` switches on
 ``ModelConfig.variant``):
 
 * ``nn.LeakyReLU(True)`` (negative slope True = 1.0, an identity) after the pose encoder's BatchNorm and

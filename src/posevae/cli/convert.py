@@ -1,8 +1,8 @@
-"""The ``posevae convert`` subcommand (wired into :mod:`posevae.cli`).
+"""The ``posevae convert`` subcommand (wired into :mod:`posevae.cli.main`).
 
     posevae convert epoch=70.ckpt --out model.safetensors
 
-Reads a checkpoint trained with the course template (:mod:`posevae.template_ckpt`) and writes it as a
+Reads a checkpoint trained with the course template (:mod:`posevae.model.template_ckpt`) and writes it as a
 posevae checkpoint (safetensors, atomically), which ``posevae test`` and ``posevae transfer`` read.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posevae.checkpoint import save_checkpoint
+from posevae.model.checkpoint import save_checkpoint
 from posevae.errors import UserError
-from posevae.template_ckpt import load_template_ckpt
+from posevae.model.template_ckpt import load_template_ckpt
 
 
 def convert(ckpt: str | Path, out: str | Path) -> str:

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from posevae.checkpoint import atomic_write_text, load_checkpoint
+from posevae.files import atomic_write_text
+from posevae.model.checkpoint import load_checkpoint
 from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
 
 # The demo's training budget: about 8 minutes on 2 CPU cores (fast preset, bf16 where the CPU has AMX).
@@ -45,7 +46,7 @@ def _finished(run: Path, num_epoch: int) -> bool | None:
 
 def _val_person_psnr(run: Path, epoch: int) -> dict[str, float | None]:
     """val_psnr_pose / val_psnr_box of ``epoch`` from the run's metrics.csv (None: not logged, or NaN)."""
-    from posevae.train import RunFolder
+    from posevae.training.loop import RunFolder
 
     row = next((r for r in RunFolder(run).read_metrics() if int(r["epoch"]) == epoch), {})
     values = {}
@@ -85,9 +86,9 @@ def _print_summary(summary: dict[str, Any], test: dict[str, Any], best_val: floa
 
 def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", device: str = "auto",
              progress: bool = True, prior: str = "fixed", **overrides: Any) -> dict[str, Any]:
-    from posevae.data.demo import render_demo_dataset
-    from posevae.generate import test_run
-    from posevae.train import train
+    from posevae.data.demo.dataset import render_demo_dataset
+    from posevae.evaluation.predict import test_run
+    from posevae.training.loop import train
 
     started = time.perf_counter()
     out, data = Path(out), Path(data)
@@ -114,7 +115,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
     print(f"[4/4] Writing the report into {out / 'report'} ...", flush=True)
     index = None
     try:
-        from posevae.report import write_report
+        from posevae.report.write import write_report
 
         index = write_report([Path(cfg.train.save_root)], out / "report", names=["demo"])
     except ImportError:  # the report module is optional for the demo's numbers

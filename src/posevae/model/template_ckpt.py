@@ -2,8 +2,8 @@
 
 The template saves ``{"state_dict": model.state_dict(), "optimizer": ..., "lr": ..., "tfr": ..., "last_epoch":
 ...}`` (its ``VAE_Model.save``; some copies save the model's state again as "optimizer"). Only the tensors
-are read, with ``torch.load(weights_only=True)`` (:func:`posevae.checkpoint.load_lab_ckpt`); the optimizer
-is ignored. The model is the ``template`` variant (:mod:`posevae.model_template`) at 32x64, with F_dim, L_dim,
+are read, with ``torch.load(weights_only=True)`` (:func:`posevae.model.checkpoint.load_lab_ckpt`); the optimizer
+is ignored. The model is the ``template`` variant (:mod:`posevae.model.template`) at 32x64, with F_dim, L_dim,
 N_dim and D_out_dim read from the tensors' shapes; every tensor is then checked against that model.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from posevae.checkpoint import Checkpoint, load_checkpoint, load_lab_ckpt
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, load_lab_ckpt
 from posevae.config import ModelConfig, RunConfig, SampleConfig
 from posevae.errors import UserError
-from posevae.model import PoseVAE
-from posevae.model_template import TEMPLATE_NOISE_SCALE, template_key
+from posevae.model.vae import PoseVAE
+from posevae.model.template import TEMPLATE_NOISE_SCALE, template_key
 
 TORCH_SUFFIXES = (".ckpt", ".pth", ".pt")
 TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip format; a bare pickle (protocol 2+)
@@ -97,7 +97,7 @@ def check_template_state(path: Path, state: dict[str, torch.Tensor], expected: d
 def load_template_ckpt(path: str | Path) -> Checkpoint:
     """A course-template ``.ckpt`` as a posevae :class:`Checkpoint` (variant template, noise scale 1.0).
 
-    The weights are renamed to posevae's names (:func:`posevae.model_template.template_key`) and cast to the
+    The weights are renamed to posevae's names (:func:`posevae.model.template.template_key`) and cast to the
     model's dtypes; the config's ``sample.noise_scale`` is the template's test-time N(0, I).
     """
     path = Path(path)

@@ -1,4 +1,4 @@
-"""The ``posevae transfer`` and ``posevae data poses`` subcommands (wired into :mod:`posevae.cli`).
+"""The ``posevae transfer`` and ``posevae data poses`` subcommands (wired into :mod:`posevae.cli.main`).
 
     posevae transfer --ckpt CKPT --first-frame IMG --poses DIR|GIF|MP4 --out OUT [--num_frames N] ...
                      [--poses-from-video | --poses-are-images] [--no-normalise]
@@ -11,7 +11,7 @@ import argparse
 
 
 def _transfer(args: argparse.Namespace) -> None:
-    from posevae.transfer import transfer
+    from posevae.evaluation.transfer import transfer
 
     summary = transfer(args.ckpt, args.first_frame, args.poses, args.out, noise_scale=args.noise_scale,
                        seed=args.seed, device=args.device, z_mode=args.z_mode, num_frames=args.num_frames,
@@ -29,7 +29,7 @@ def _transfer(args: argparse.Namespace) -> None:
 
 
 def _data_poses(args: argparse.Namespace) -> None:
-    from posevae.data.demo_poses import read_poses_marker, render_clip_poses
+    from posevae.data.demo.poses import read_poses_marker, render_clip_poses
 
     root = render_clip_poses(args.out, clip=args.clip, n_frames=args.frames, height=args.height,
                              width=args.width, seed=args.seed, speed=args.speed, progress=not args.quiet)
@@ -82,7 +82,7 @@ def add_transfer_command(subparsers: argparse._SubParsersAction) -> None:
 
 def add_data_poses_command(data_subparsers: argparse._SubParsersAction) -> None:
     """Add ``poses`` to the ``posevae data`` subcommands."""
-    from posevae.data.demo_poses import DEFAULT_CLIP, DEFAULT_FRAMES
+    from posevae.data.demo.poses import DEFAULT_CLIP, DEFAULT_FRAMES
 
     q = data_subparsers.add_parser(
         "poses", help="render the pose images of one motion clip (a --poses source for posevae transfer)",

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posevae.layers import DepthConvBlock, ResidualBlock, upsample2x
+from posevae.model.layers import DepthConvBlock, ResidualBlock, upsample2x
 
 SKIP_SLOPE = 0.2  # LeakyReLU slope of the skip encoders (pix2pix / U-Net encoders)
 

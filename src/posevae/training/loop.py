@@ -12,7 +12,7 @@ draws come from that seed, so a run resumed from the checkpoint of epoch E conti
 uninterrupted run would.
 
 Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel, each rank trains on its
-share of the clips, and rank 0 alone validates and writes the run folder; see posevae.distributed.
+share of the clips, and rank 0 alone validates and writes the run folder; see posevae.training.distributed.
 """
 
 from __future__ import annotations
@@ -35,15 +35,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from posevae import distributed
-from posevae.checkpoint import Checkpoint, atomic_write_text, load_checkpoint, save_checkpoint
+from posevae.training import distributed
+from posevae.files import atomic_write_text
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from posevae.config import RunConfig, config_diff
 from posevae.data.lab import ClipDataset, Video, load_val_video, load_video
 from posevae.errors import UserError
 from posevae.losses import gradient_difference_loss, reconstruction_mse, step_kl
 from posevae.metrics import frame_and_person_psnr, psnr
-from posevae.model import PoseVAE
-from posevae.rollout import evaluating, rollout, to_unit_float
+from posevae.model.vae import PoseVAE
+from posevae.model.rollout import evaluating, rollout, to_unit_float
 from posevae.schedules import kl_beta, teacher_forcing_ratio
 
 METRIC_COLUMNS = [

@@ -1,5 +1,5 @@
 """The pybullet side of the demo renderer: a coloured humanoid in a DIRECT connection, posed from pose
-rows (see :mod:`posevae.data.demo_motion`), rendered with the tiny (CPU) renderer.
+rows (see :mod:`posevae.data.demo.motion`), rendered with the tiny (CPU) renderer.
 
 Only the person is rasterised by pybullet (cheap at 64x128). The floor and sky are painted afterwards
 with numpy by casting each background pixel's ray against the floor plane y = 0: a plain warm floor with
@@ -18,8 +18,8 @@ import sys
 
 import numpy as np
 
-from .demo_motion import JOINT_INDICES, POSE_DIM, REVOLUTE
-from .demo_skeleton import LINKS_NEEDED, SCALE, keypoints_from_link_states
+from posevae.data.demo.motion import JOINT_INDICES, POSE_DIM, REVOLUTE
+from posevae.data.demo.skeleton import LINKS_NEEDED, SCALE, keypoints_from_link_states
 
 REVOLUTE_LINKS = frozenset(link for _, link, _ in REVOLUTE)
 

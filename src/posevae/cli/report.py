@@ -1,4 +1,4 @@
-"""The ``posevae compare`` and ``posevae report`` subcommands (wired into :mod:`posevae.cli`).
+"""The ``posevae compare`` and ``posevae report`` subcommands (wired into :mod:`posevae.cli.main`).
 
     posevae compare --DR DATA --out DIR [train options] [--strategies None Monotonic Cyclical ...]
     posevae report RUN [RUN ...] --out DIR [--names NAME ...]
@@ -14,8 +14,8 @@ from posevae.errors import UserError
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from posevae.cli import build_config
-    from posevae.compare import compare
+    from posevae.cli.main import build_config
+    from posevae.jobs.compare import compare
 
     if hasattr(args, "train.save_root"):
         raise UserError("posevae compare chooses each run's folder (OUT/runs/<name>): pass --out, not "
@@ -27,7 +27,7 @@ def _compare(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from posevae.report import write_report
+    from posevae.report.write import write_report
 
     index = write_report([Path(r) for r in args.runs], Path(args.out), args.names, gifs=args.gifs,
                          device=args.device)
@@ -36,8 +36,8 @@ def _report(args: argparse.Namespace) -> None:
 
 def add_report_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``compare`` and ``report`` to the ``posevae`` subcommands."""
-    from posevae.cli import add_config_options
-    from posevae.compare import DEFAULT_STRATEGIES
+    from posevae.cli.main import add_config_options
+    from posevae.jobs.compare import DEFAULT_STRATEGIES
 
     p = subparsers.add_parser(
         "compare", help="train one run per KL annealing strategy (same seed and budget), test, and report",

@@ -1,10 +1,10 @@
 """``posevae data demo``: render a dataset of real human motion in the course's lab layout, on CPUs.
 
 The motion is motion capture (pybullet's DeepMimic clips: dances, spins, walks, kicks, cartwheels ...)
-mixed into long videos (:mod:`.demo_motion`), played on pybullet's humanoid dressed in coloured clothes
-and filmed by a smoothed camera that keeps the dancer large and in frame (:mod:`.demo_camera`). Frames
-come from pybullet's tiny CPU renderer (:mod:`.demo_scene`); labels are OpenPose-style skeletons of the
-very keypoints projected with the same matrices (:mod:`.demo_skeleton`). Same seed, same bytes.
+mixed into long videos (:mod:`.motion`), played on pybullet's humanoid dressed in coloured clothes
+and filmed by a smoothed camera that keeps the dancer large and in frame (:mod:`.camera`). Frames
+come from pybullet's tiny CPU renderer (:mod:`.scene`); labels are OpenPose-style skeletons of the
+very keypoints projected with the same matrices (:mod:`.skeleton`). Same seed, same bytes.
 
 Layout (the lab's ``LAB4_Dataset``)::
 
@@ -35,9 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from . import demo_camera, demo_motion, demo_skeleton
-from .demo_png import write_png
+from posevae.data.demo import camera as demo_camera
+from posevae.data.demo import motion as demo_motion
+from posevae.data.demo import skeleton as demo_skeleton
+from posevae.data.png import write_png
+from posevae.errors import UserError
 
 DEMO_FORMAT = "posevae-demo"
 DEMO_VERSION = 1
@@ -179,7 +181,7 @@ def _pool(n: int) -> ProcessPoolExecutor:
 
 
 def _scene():
-    from .demo_scene import Scene
+    from posevae.data.demo.scene import Scene
 
     if "scene" not in _STATE:
         _STATE["scene"] = Scene()
@@ -198,7 +200,7 @@ def _work_fk(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _work_render(task: dict) -> int:
-    from .demo_scene import Background, compose, light_direction
+    from posevae.data.demo.scene import Background, compose, light_direction
 
     scene = _scene()
     w, h = task["width"], task["height"]
@@ -316,7 +318,7 @@ def _validate(**sizes: int) -> None:
 
 def _check_assets() -> None:
     """pybullet, its motion clips and its humanoid must be installed; say how to fix it otherwise."""
-    from .demo_scene import quiet_c_output
+    from posevae.data.demo.scene import quiet_c_output
 
     try:
         with quiet_c_output():  # pybullet prints its build time on import

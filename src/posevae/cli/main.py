@@ -125,8 +125,8 @@ def build_config(args: argparse.Namespace, base: RunConfig | None = None, preset
 
 
 def _train(args: argparse.Namespace) -> None:
-    from posevae import distributed
-    from posevae.train import train
+    from posevae.training import distributed
+    from posevae.training.loop import train
 
     if args.resume:
         stored = Path(args.resume) / "config.json"
@@ -154,7 +154,7 @@ def _db(value: float | None) -> str:
 
 
 def _test(args: argparse.Namespace) -> None:
-    from posevae.generate import test_run
+    from posevae.evaluation.predict import test_run
 
     summary = test_run(args.ckpt, args.DR, args.out, noise_scale=args.noise_scale, seed=args.seed,
                        device=args.device, z_mode=args.z_mode, progress=not args.quiet,
@@ -188,7 +188,7 @@ def _test(args: argparse.Namespace) -> None:
 
 
 def _data_demo(args: argparse.Namespace) -> None:
-    from posevae.data.demo import render_demo_dataset
+    from posevae.data.demo.dataset import render_demo_dataset
 
     root = render_demo_dataset(args.out, seed=args.seed, n_train=args.n_train, height=args.height,
                                width=args.width, progress=not args.quiet)
@@ -196,7 +196,7 @@ def _data_demo(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from posevae.demo_job import run_demo
+    from posevae.jobs.demo import run_demo
 
     overrides = {"num_epoch": args.epochs} if args.epochs else {}
     if args.seed is not None:
@@ -267,10 +267,10 @@ def make_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_data_demo)
 
-    from posevae.cli_convert import add_convert_command
-    from posevae.cli_report import add_report_commands
-    from posevae.cli_transfer import add_data_poses_command, add_transfer_command
-    from posevae.cli_video import add_data_from_video_command
+    from posevae.cli.convert import add_convert_command
+    from posevae.cli.report import add_report_commands
+    from posevae.cli.transfer import add_data_poses_command, add_transfer_command
+    from posevae.cli.video import add_data_from_video_command
 
     add_data_poses_command(data_sub)
     add_data_from_video_command(data_sub)

@@ -1,7 +1,7 @@
 """Test-time generation: every test sequence rolled out from its first frame, written as the course asks.
 
 For each test sequence ``DR/test/test_img/<i>`` + ``test_label/<i>`` the model predicts frames 1..N-1 from
-the given first frame and the N poses (:func:`posevae.rollout.generate`, z from the prior
+the given first frame and the N poses (:func:`posevae.model.rollout.generate`, z from the prior
 N(0, noise_scale^2 I)). :func:`test_run` writes, under ``out`` only::
 
     submission.csv            the course's Kaggle format (shared/reference/LAB4.md, "Test output")
@@ -41,15 +41,16 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from posevae.checkpoint import Checkpoint, atomic_write, atomic_write_text
+from posevae.files import atomic_write, atomic_write_text
+from posevae.model.checkpoint import Checkpoint
 from posevae.data.lab import TestSequence, load_test_sequences
 from posevae.device import resolve_device
 from posevae.errors import UserError
 from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, tile, to_uint8
 from posevae.metrics import frame_and_person_psnr, psnr, ssim
-from posevae.model import PoseVAE
-from posevae.rollout import generate, reconstruct, to_unit_float
-from posevae.template_ckpt import open_checkpoint
+from posevae.model.vae import PoseVAE
+from posevae.model.rollout import generate, reconstruct, to_unit_float
+from posevae.model.template_ckpt import open_checkpoint
 
 Z_MODES = ("sample", "mean")
 MAX_BATCH_ROWS = 16  # rollouts generated together (sequences x samples); bounds the memory of the frames
@@ -168,7 +169,7 @@ def _roll_out(model: PoseVAE, jobs: list[_Job], *, device: torch.device, noise_s
 
     Each batch row draws its latents from its own generator (seeded by its job), so a job's frames are the
     same whatever else is in its batch, up to float rounding in the batched convolutions. ``posterior``:
-    z = the posterior mean of the job's true frames (:func:`posevae.rollout.reconstruct`).
+    z = the posterior mean of the job's true frames (:func:`posevae.model.rollout.reconstruct`).
     """
     results: list[torch.Tensor | None] = [None] * len(jobs)
     by_length: dict[int, list[int]] = {}
@@ -419,7 +420,7 @@ def test_run(
     """Generate every test sequence of ``DR`` with checkpoint ``ckpt``; write the results under ``out``.
 
     ``ckpt``: a posevae ``.safetensors`` file, a run folder, or a course-template ``.ckpt`` (read as the
-    template variant with noise scale 1.0, :mod:`posevae.template_ckpt`).
+    template variant with noise scale 1.0, :mod:`posevae.model.template_ckpt`).
 
     ``noise_scale`` None uses the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean" uses the prior's
     mean (0, or mu_p with a learned prior) instead of samples. Sequence i is drawn with its own

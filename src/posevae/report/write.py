@@ -17,7 +17,7 @@ What the seed report shows, from the user's own runs (each a folder written by `
                                  (validation at the best epoch, test), test PSNR / SSIM, training time
     index.html                   the table, the figures, and per run a GIF of predicted | true frames
                                  with its per-frame PSNR curve (whole frame and pose region) under it
-                                 (:mod:`posevae.report_html`)
+                                 (:mod:`posevae.report.html`)
 
 The pose-region PSNR looks only at the pixels of each frame's pose label (dilated by 1 px), the person-box
 PSNR at the padded bounding box of the label (:mod:`posevae.metrics`): whole-frame PSNR is dominated by
@@ -51,9 +51,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from posevae.checkpoint import atomic_write, atomic_write_text
+from posevae.files import atomic_write, atomic_write_text
 from posevae.errors import UserError
-from posevae.train import METRIC_COLUMNS
+from posevae.training.loop import METRIC_COLUMNS
 
 # ------------------------------------------------------------------------------------------- styles
 
@@ -457,8 +457,8 @@ def psnr_curve(frames: np.ndarray, psnr_db: np.ndarray, title: str, style: Style
 # (file name, drawing function, caption on the page), in the seed report's order
 def fig_person_crops(runs: Sequence[RunData], stem: Path) -> list[Path]:
     """Crops around the dancer at a few frames of the first test sequence with ground truth: the truth, then
-    each tested run's prediction (posevae.report_crops)."""
-    from posevae.report_crops import crop_indices, draw_person_crops, first_source_with_truth, read_predicted
+    each tested run's prediction (posevae.report.crops)."""
+    from posevae.report.crops import crop_indices, draw_person_crops, first_source_with_truth, read_predicted
 
     source, predictions = None, {}
     for run in runs:
@@ -638,15 +638,15 @@ def render_val_compare(run: Path, *, device: str = "auto") -> tuple[Path, Path]:
     the dataset cannot be read."""
     import torch
 
-    from posevae.checkpoint import load_checkpoint
+    from posevae.model.checkpoint import load_checkpoint
     from posevae.data.lab import load_val_video
     from posevae.device import resolve_device
-    from posevae.generate import GIF_FPS
+    from posevae.evaluation.predict import GIF_FPS
     from posevae.media import save_gif, side_by_side, to_uint8
     from posevae.metrics import frame_and_person_psnr
-    from posevae.model import PoseVAE
-    from posevae.rollout import generate, to_unit_float
-    from posevae.train import per_frame_csv
+    from posevae.model.vae import PoseVAE
+    from posevae.model.rollout import generate, to_unit_float
+    from posevae.training.loop import per_frame_csv
 
     ckpt_path = run / "checkpoints" / "best.safetensors"
     gif, csv_path = run / "val_compare.gif", run / "val_compare_psnr.csv"
@@ -732,7 +732,7 @@ def write_report(runs: list[Path], out: Path, names: list[str] | None = None, *,
     run's validation GIF from its best checkpoint (needs the run's dataset; written into the run folder and
     reused while the checkpoint is unchanged). Returns the path of index.html.
     """
-    from posevae.report_html import write_index
+    from posevae.report.html import write_index
 
     if not runs:
         raise UserError("posevae report needs at least one run folder.")

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from posevae.checkpoint import atomic_write_text
-from posevae.report import TABLE_NOTE, table_display
+from posevae.files import atomic_write_text
+from posevae.report.write import TABLE_NOTE, table_display
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;

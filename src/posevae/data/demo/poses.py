@@ -1,9 +1,9 @@
 """``posevae data poses``: the pose images of one motion clip, a pose source for ``posevae transfer``.
 
-The demo renderer (:mod:`posevae.data.demo`) plays one DeepMimic clip (:mod:`.demo_motion`) on its own,
+The demo renderer (:mod:`posevae.data.demo.dataset`) plays one DeepMimic clip (:mod:`.motion`) on its own,
 filmed by the same camera operator and drawn the same way as the demo dataset, so a model trained on the
 demo data can be driven by motion it never saw. pybullet ships 15 humanoid clips; the demo dataset plays the
-11 of :data:`demo_motion.CLIPS <posevae.data.demo_motion.CLIPS>` and leaves out the four that are played
+11 of :data:`demo_motion.CLIPS <posevae.data.demo.motion.CLIPS>` and leaves out the four that are played
 on the floor (crawl, roll, getup_facedown, getup_faceup: :func:`unseen_clips`), so those are the clips no
 model trained on the demo data has seen. The default is ``getup_faceup``: it ends standing, where the
 demo data lives. A clip of the training set (e.g. ``dance_a`` with another ``seed`` and ``speed``) gives
@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from . import demo, demo_motion
+from posevae.data.demo import dataset as demo
+from posevae.data.demo import motion as demo_motion
+from posevae.errors import UserError
 
 POSES_FORMAT = "posevae-demo-poses"
 MARKER = "poses.json"
@@ -62,7 +63,7 @@ def clip_rows(
     Segments follow :func:`demo_motion.plan_segments`' rules for one clip: a looping clip is one segment
     from a random clip time; a clip that plays once is played whole, again and again, each repeat
     cross-faded over 10-20 frames. The start heading and the camera offset are drawn as
-    :func:`demo_motion.make_video` and :mod:`posevae.data.demo` draw them.
+    :func:`demo_motion.make_video` and :mod:`posevae.data.demo.dataset` draw them.
     """
     rng = np.random.default_rng([seed, 7])
     motion = demo_motion.load_clip(clip)

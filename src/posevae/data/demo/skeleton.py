@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 # the skeleton and its drawing live in .skeleton, shared with posevae.data.video; re-exported here
-from .skeleton import (  # noqa: F401
+from posevae.data.skeleton import (  # noqa: F401
     JOINT_COLORS,
     JOINT_INDEX,
     JOINT_NAMES,

@@ -1,5 +1,5 @@
 """``posevae compare``: one run per KL annealing strategy (or named configuration), same seed and budget,
-then the report (:mod:`posevae.report`).
+then the report (:mod:`posevae.report.write`).
 
 Layout of ``OUT``::
 
@@ -107,7 +107,7 @@ def train_or_resume(cfg: RunConfig, *, progress: bool = True) -> str:
 
     Returns what happened: "trained", "resumed" or "done" (already finished, nothing to do).
     """
-    from posevae.train import RESUMABLE_CHANGES, RunFolder, train
+    from posevae.training.loop import RESUMABLE_CHANGES, RunFolder, train
 
     run = RunFolder(cfg.train.save_root)
     if not run.last.exists():
@@ -142,9 +142,9 @@ def compare(base: RunConfig, out: Path, strategies: Sequence[str] = DEFAULT_STRA
     test output newer than its best checkpoint is reused, so running the same command again after an
     interruption continues where it stopped.
     """
-    from posevae.generate import test_run
-    from posevae.report import write_report
-    from posevae.train import RunFolder
+    from posevae.evaluation.predict import test_run
+    from posevae.report.write import write_report
+    from posevae.training.loop import RunFolder
 
     if not base.data.DR:
         raise UserError("posevae compare needs --DR DATASET_ROOT (the lab layout).")

@@ -1,4 +1,4 @@
-"""The ``posevae data from-video`` subcommand (wired into :mod:`posevae.cli`).
+"""The ``posevae data from-video`` subcommand (wired into :mod:`posevae.cli.main`).
 
 posevae data from-video INPUT --out DIR [--size 32x64] [--fps F] [--val-len N] [--test-len N]
                         [--n-test K] [--cut end|start|SECONDS] [--preset fast] [--cache-dir D] [--quiet]

@@ -4,7 +4,7 @@ A rollout walks the sequence one step at a time. At step t the model predicts fr
 frame and pose t; the previous frame is the ground truth (teacher forcing) or the model's own detached
 prediction. The latent comes from the posterior q(z | frame t, pose t) when ``use_posterior`` (training,
 and the validation loss) or from the prior, N(0, noise_scale^2 I) or the learned one (generation). ``on_step`` sees every
-:class:`~posevae.model.StepOutput`: training computes the loss and calls backward there.
+:class:`~posevae.model.vae.StepOutput`: training computes the loss and calls backward there.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 import torch
 from torch import nn
 
-from posevae.model import PoseVAE, RandomSource, StepOutput
+from posevae.model.vae import PoseVAE, RandomSource, StepOutput
 
 
 def to_unit_float(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
