@@ -53,17 +53,18 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from posevae import metrics
-from posevae.files import atomic_write_text
-from posevae.model.checkpoint import load_checkpoint
-from posevae.jobs.compare import _convert, train_or_resume
 from posevae.config import MODEL_PRESETS, ModelConfig, RunConfig, TrainConfig
 from posevae.data.lab import ClipDataset, Video, load_test_sequences, load_val_video, load_video
-from posevae.jobs.demo import DEMO_DATA, demo_config
 from posevae.device import resolve_device
 from posevae.evaluation.predict import model_from_checkpoint, test_run
-from posevae.model.vae import PoseVAE, count_parameters
+from posevae.files import atomic_write_text
+from posevae.jobs.compare import _convert, train_or_resume
+from posevae.jobs.demo import DEMO_DATA, demo_config
+from posevae.model.checkpoint import load_checkpoint
 from posevae.model.rollout import generate, to_unit_float
-from posevae.training.loop import RunFolder, autocast_for, build_optimizer, evaluate_video, train_clip
+from posevae.model.vae import PoseVAE, count_parameters
+from posevae.run_folder import RunFolder
+from posevae.training.loop import autocast_for, build_optimizer, evaluate_video, train_clip
 
 DEFAULT_RUNS = (
     "lab", "fast", "sharp",

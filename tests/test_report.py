@@ -20,12 +20,14 @@ import pytest
 from PIL import Image
 
 import posevae.training.loop as train_module
-from posevae.cli.main import build_config
+from posevae.cli.options import build_config
 from posevae.cli.report import add_report_commands
 from posevae.jobs.compare import compare, parse_configuration
 from posevae.config import DataConfig, RunConfig, TrainConfig, config_diff
 from posevae.errors import UserError
-from posevae.report.write import FIGURES, STRATEGY_STYLES, RunData, assign_styles, render_val_compare
+from posevae.report.clips import render_val_compare
+from posevae.report.figures import FIGURES
+from posevae.report.runs import STRATEGY_STYLES, RunData, assign_styles
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 

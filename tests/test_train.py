@@ -11,6 +11,7 @@ import posevae.training.loop as train_module
 from posevae.model.checkpoint import load_checkpoint
 from posevae.config import DataConfig, RunConfig, TrainConfig
 from posevae.errors import UserError
+from posevae.run_folder import METRIC_COLUMNS
 from posevae.training.loop import train
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
@@ -96,7 +97,7 @@ def test_resume_of_a_run_whose_metrics_csv_lacks_the_person_metrics(dataset, tmp
     real_tfr = ctrl_c_at_epoch(monkeypatch, 1)
     with pytest.raises(UserError, match="resume with"):
         train(cfg, progress=False)
-    old_columns = [c for c in train_module.METRIC_COLUMNS if c not in ("val_psnr_pose", "val_psnr_box")]
+    old_columns = [c for c in METRIC_COLUMNS if c not in ("val_psnr_pose", "val_psnr_box")]
     old_rows = [{k: r[k] for k in old_columns} for r in rows(tmp_path / "run")]
     with open(tmp_path / "run" / "metrics.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=old_columns)

@@ -1,4 +1,4 @@
-"""Motion transfer (posevae.evaluation.transfer, posevae.cli.transfer) and the demo pose renderer (data.demo.poses)."""
+"""Motion transfer (posevae.evaluation.transfer, posevae.cli.evaluation) and the demo pose renderer (data.demo.poses)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from posevae.model.checkpoint import Checkpoint, save_checkpoint
-from posevae.cli.transfer import add_data_poses_command, add_transfer_command
+from posevae.cli.data import add_data_poses_command
+from posevae.cli.evaluation import add_transfer_command
 from posevae.config import RunConfig
 from posevae.errors import UserError
 from posevae.model.vae import PoseVAE

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from posevae.cli.video import add_data_from_video_command, parse_cut, parse_size
+from posevae.cli.data import add_data_from_video_command, parse_cut, parse_size
 from posevae.data.skeleton import JOINT_INDEX, JOINT_NAMES, LIMB_COLORS, LIMBS, draw_skeleton
 from posevae.data.video import VideoOptions, from_video, track
 from posevae.data.video.estimate import Landmarks, map_landmarks

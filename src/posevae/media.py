@@ -9,6 +9,7 @@ renamed into place.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import uuid
@@ -21,6 +22,14 @@ from PIL import Image
 from posevae.files import atomic_write
 
 log = logging.getLogger(__name__)
+
+GIF_FPS = 20  # frames per second of every GIF and MP4 posevae writes
+GIF_MIN_HEIGHT = 128  # GIFs are upscaled (nearest neighbour) to at least this many pixels high
+
+
+def gif_scale(frame_H: int, min_height: int = GIF_MIN_HEIGHT) -> int:
+    """The integer upscale that makes frames of height ``frame_H`` at least ``min_height`` pixels high."""
+    return max(1, math.ceil(min_height / frame_H))
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:

@@ -11,30 +11,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posevae.model.checkpoint import save_checkpoint
-from posevae.errors import UserError
-from posevae.model.template_ckpt import load_template_ckpt
-
-
-def convert(ckpt: str | Path, out: str | Path) -> str:
-    """Convert ``ckpt`` into the posevae checkpoint ``out``; returns the line the CLI prints."""
-    out = Path(out)
-    if out.suffix != ".safetensors":
-        raise UserError(f"--out {out} must end in .safetensors (posevae checkpoints are safetensors files).")
-    checkpoint = load_template_ckpt(ckpt)
-    try:
-        save_checkpoint(out, checkpoint)
-    except OSError as err:
-        raise UserError(f"Cannot write {out} ({err.strerror or err}): pass an --out path that can be "
-                        "written.") from None
-    m, s = checkpoint.config.model, checkpoint.config.sample
-    return (f"Wrote {out}: the course template's model (variant template, {m.frame_H}x{m.frame_W}, "
-            f"F_dim {m.F_dim}, L_dim {m.L_dim}, N_dim {m.N_dim}, D_out_dim {m.D_out_dim}, "
-            f"noise_scale {s.noise_scale}) from {ckpt}.")
+from posevae.model.template_ckpt import convert_template_ckpt
 
 
 def _convert(args: argparse.Namespace) -> None:
-    print(convert(args.ckpt, args.out))
+    checkpoint = convert_template_ckpt(args.ckpt, args.out)
+    m, s = checkpoint.config.model, checkpoint.config.sample
+    print(f"Wrote {Path(args.out)}: the course template's model (variant template, {m.frame_H}x{m.frame_W}, "
+          f"F_dim {m.F_dim}, L_dim {m.L_dim}, N_dim {m.N_dim}, D_out_dim {m.D_out_dim}, "
+          f"noise_scale {s.noise_scale}) from {args.ckpt}.")
 
 
 def add_convert_command(subparsers: argparse._SubParsersAction) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posevae.cli.options import add_config_options, build_config
 from posevae.config import MODEL_PRESETS
 from posevae.errors import UserError
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from posevae.cli.main import build_config
     from posevae.jobs.compare import compare
 
     if hasattr(args, "train.save_root"):
@@ -36,7 +36,6 @@ def _report(args: argparse.Namespace) -> None:
 
 def add_report_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``compare`` and ``report`` to the ``posevae`` subcommands."""
-    from posevae.cli.main import add_config_options
     from posevae.jobs.compare import DEFAULT_STRATEGIES
 
     p = subparsers.add_parser(

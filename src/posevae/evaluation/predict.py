@@ -41,22 +41,29 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from posevae.files import atomic_write, atomic_write_text
-from posevae.model.checkpoint import Checkpoint
 from posevae.data.lab import TestSequence, load_test_sequences
 from posevae.device import resolve_device
 from posevae.errors import UserError
-from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, tile, to_uint8
+from posevae.files import atomic_write, atomic_write_text
+from posevae.media import (
+    GIF_FPS,
+    gif_scale,
+    save_frames_png,
+    save_gif,
+    save_mp4,
+    side_by_side,
+    tile,
+    to_uint8,
+)
 from posevae.metrics import frame_and_person_psnr, psnr, ssim
-from posevae.model.vae import PoseVAE
+from posevae.model.checkpoint import Checkpoint
 from posevae.model.rollout import generate, reconstruct, to_unit_float
 from posevae.model.template_ckpt import open_checkpoint
+from posevae.model.vae import PoseVAE
 
 Z_MODES = ("sample", "mean")
 MAX_BATCH_ROWS = 16  # rollouts generated together (sequences x samples); bounds the memory of the frames
 SAMPLE_SEED_STRIDE = 1_000_003  # sample k of a sequence is seeded with the sequence's seed + k * this
-GIF_FPS = 20
-GIF_MIN_HEIGHT = 128  # GIFs are upscaled (nearest neighbour) to at least this many pixels high
 SAMPLES_GIF_WIDTH = 1280  # samples_seq<i>.gif (truth | N samples) is upscaled less, to stay this narrow
 
 _CELL = [str(v) for v in range(256)]  # uint8 value -> its CSV text
@@ -469,8 +476,7 @@ def test_run(
     rollouts = _generate_all(model, sequences, seed=seed, n_samples=n_samples, multi=multi, device=dev,
                              noise=noise, z_mode=z_mode, progress=progress)
     scores = _Scores()
-    gif_scale = max(1, math.ceil(GIF_MIN_HEIGHT / H))
-    predictions = [_write_sequence(out, seq, pos, rollouts, scores, gif_scale=gif_scale, write_frames=write_frames)
+    predictions = [_write_sequence(out, seq, pos, rollouts, scores, gif_scale=gif_scale(H), write_frames=write_frames)
                    for pos, seq in enumerate(tqdm(sequences, desc="writing", unit="seq", disable=not progress))]
     submission = mismatch is None or allow_unequal_lengths
     if submission:

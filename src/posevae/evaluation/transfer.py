@@ -44,12 +44,21 @@ import torch
 from PIL import Image, ImageSequence
 from tqdm.auto import tqdm
 
-from posevae.files import atomic_write_text
 from posevae.data.lab import decode_image, decode_images, list_pngs, to_rgb_array, warn_converted
 from posevae.device import resolve_device
 from posevae.errors import UserError
-from posevae.evaluation.predict import GIF_FPS, GIF_MIN_HEIGHT, Z_MODES, model_from_checkpoint, prepare_out
-from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, tile, to_uint8
+from posevae.evaluation.predict import Z_MODES, model_from_checkpoint, prepare_out
+from posevae.files import atomic_write_text
+from posevae.media import (
+    GIF_FPS,
+    gif_scale,
+    save_frames_png,
+    save_gif,
+    save_mp4,
+    side_by_side,
+    tile,
+    to_uint8,
+)
 from posevae.model.rollout import generate, to_unit_float
 from posevae.model.template_ckpt import open_checkpoint
 
@@ -260,16 +269,16 @@ def transfer(
     pred = to_uint8(frames).cpu()
     pred[0] = first  # the given frame, bit for bit
 
-    gif_scale = max(1, math.ceil(GIF_MIN_HEIGHT / H))
+    scale = gif_scale(H)
     save_frames_png(pred, out / "frames")
-    save_gif(out / "transfer.gif", pred, fps=GIF_FPS, scale=gif_scale)
-    save_gif(out / "pose_and_frame.gif", side_by_side(labels, pred), fps=GIF_FPS, scale=gif_scale)
-    wrote_mp4 = save_mp4(out / "transfer.mp4", pred, fps=GIF_FPS, scale=gif_scale)
+    save_gif(out / "transfer.gif", pred, fps=GIF_FPS, scale=scale)
+    save_gif(out / "pose_and_frame.gif", side_by_side(labels, pred), fps=GIF_FPS, scale=scale)
+    wrote_mp4 = save_mp4(out / "transfer.mp4", pred, fps=GIF_FPS, scale=scale)
     if not wrote_mp4:  # an MP4 of an earlier transfer into this folder would mislead
         (out / "transfer.mp4").unlink(missing_ok=True)
     if driven is not None:
         source = torch.from_numpy(np.ascontiguousarray(driven.source[: len(pred)].transpose(0, 3, 1, 2)))
-        _write_source_pose_frame(out, tile([source, labels, pred]), gif_scale)
+        _write_source_pose_frame(out, tile([source, labels, pred]), scale)
 
     summary: dict[str, Any] = {
         "checkpoint": str(Path(ckpt).resolve()),

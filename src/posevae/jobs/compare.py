@@ -107,7 +107,8 @@ def train_or_resume(cfg: RunConfig, *, progress: bool = True) -> str:
 
     Returns what happened: "trained", "resumed" or "done" (already finished, nothing to do).
     """
-    from posevae.training.loop import RESUMABLE_CHANGES, RunFolder, train
+    from posevae.run_folder import RunFolder
+    from posevae.training.loop import RESUMABLE_CHANGES, train
 
     run = RunFolder(cfg.train.save_root)
     if not run.last.exists():
@@ -144,7 +145,7 @@ def compare(base: RunConfig, out: Path, strategies: Sequence[str] = DEFAULT_STRA
     """
     from posevae.evaluation.predict import test_run
     from posevae.report.write import write_report
-    from posevae.training.loop import RunFolder
+    from posevae.run_folder import RunFolder
 
     if not base.data.DR:
         raise UserError("posevae compare needs --DR DATASET_ROOT (the lab layout).")

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
 from posevae.files import atomic_write_text
 from posevae.model.checkpoint import load_checkpoint
-from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
 
 # The demo's training budget: about 8 minutes on 2 CPU cores (fast preset, bf16 where the CPU has AMX).
 DEMO_TRAIN = dict(batch_size=8, lr=2e-3, num_epoch=6, kl_anneal_type="Cyclical", kl_anneal_cycle=2,
@@ -46,7 +46,7 @@ def _finished(run: Path, num_epoch: int) -> bool | None:
 
 def _val_person_psnr(run: Path, epoch: int) -> dict[str, float | None]:
     """val_psnr_pose / val_psnr_box of ``epoch`` from the run's metrics.csv (None: not logged, or NaN)."""
-    from posevae.training.loop import RunFolder
+    from posevae.run_folder import RunFolder
 
     row = next((r for r in RunFolder(run).read_metrics() if int(r["epoch"]) == epoch), {})
     values = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from posevae.model.checkpoint import Checkpoint, load_checkpoint, load_lab_ckpt
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, load_lab_ckpt, save_checkpoint
 from posevae.config import ModelConfig, RunConfig, SampleConfig
 from posevae.errors import UserError
 from posevae.model.vae import PoseVAE
@@ -111,3 +111,17 @@ def load_template_ckpt(path: str | Path) -> Checkpoint:
     model_state = {k: state[template_key(k)].to(v.dtype) for k, v in expected.items()}
     config = RunConfig(model=model, sample=SampleConfig(noise_scale=TEMPLATE_NOISE_SCALE))
     return Checkpoint(config, model_state, {"converted_from": str(path), "source": "course template"})
+
+
+def convert_template_ckpt(ckpt: str | Path, out: str | Path) -> Checkpoint:
+    """Convert the template ``.ckpt`` ``ckpt`` into the posevae checkpoint ``out``; returns what was written."""
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise UserError(f"--out {out} must end in .safetensors (posevae checkpoints are safetensors files).")
+    checkpoint = load_template_ckpt(ckpt)
+    try:
+        save_checkpoint(out, checkpoint)
+    except OSError as err:
+        raise UserError(f"Cannot write {out} ({err.strerror or err}): pass an --out path that can be "
+                        "written.") from None
+    return checkpoint

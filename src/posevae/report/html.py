@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from posevae.files import atomic_write_text
-from posevae.report.write import TABLE_NOTE, table_display
+from posevae.report.tables import TABLE_NOTE, table_display
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
@@ -54,7 +54,7 @@ def _table(rows: Sequence[dict[str, Any]]) -> str:
 def write_index(out: Path, *, title: str, rows: Sequence[dict[str, Any]], figures: Mapping[str, list[Path]],
                 captions: Mapping[str, str], runs: Sequence[Any], clips: Mapping[str, tuple[list[Any], str]],
                 ) -> Path:
-    """Write ``out/index.html`` from the report's parts (see :func:`posevae.report.write_report`)."""
+    """Write ``out/index.html`` from the report's parts (see :func:`posevae.report.write.write_report`)."""
     legend = [f'<span class="swatch" style="background:{_e(r.style.colour)}"></span>{_e(r.name)} '
               f"(<code>{_e(r.path)}</code>)" for r in runs]
     parts = [

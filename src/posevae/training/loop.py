@@ -17,8 +17,6 @@ share of the clips, and rank 0 alone validates and writes the run folder; see po
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import random
@@ -35,23 +33,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from posevae.training import distributed
-from posevae.files import atomic_write_text
-from posevae.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from posevae.config import RunConfig, config_diff
 from posevae.data.lab import ClipDataset, Video, load_val_video, load_video
 from posevae.errors import UserError
+from posevae.files import atomic_write_text
 from posevae.losses import gradient_difference_loss, reconstruction_mse, step_kl
 from posevae.metrics import frame_and_person_psnr, psnr
-from posevae.model.vae import PoseVAE
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from posevae.model.rollout import evaluating, rollout, to_unit_float
+from posevae.model.vae import PoseVAE
+from posevae.run_folder import RunFolder, per_frame_csv
 from posevae.schedules import kl_beta, teacher_forcing_ratio
+from posevae.training import distributed
 
-METRIC_COLUMNS = [
-    "epoch", "loss", "mse", "kl", "beta", "tfr", "teacher_forcing", "lr",
-    "val_psnr", "val_psnr_posterior", "val_mse", "val_kl", "val_loss", "skipped_steps", "seconds",
-    "val_psnr_pose", "val_psnr_box",  # added later: at the end, so older files keep their column positions
-]
 # Keys of the config that may differ when resuming (they do not change the numbers; a run folder may move).
 RESUMABLE_CHANGES = {"train.device", "data.num_workers", "data.cache_dir", "data.DR", "train.save_root"}
 
@@ -214,53 +208,6 @@ def build_optimizer(model: PoseVAE, cfg: RunConfig):
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     return optimizer, scheduler
-
-
-class RunFolder:
-    """The files of one run: config.json, metrics.csv, val_psnr_per_frame.csv, checkpoints/, tb/."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.checkpoints = self.root / "checkpoints"
-        self.config = self.root / "config.json"
-        self.metrics = self.root / "metrics.csv"
-        self.per_frame = self.root / "val_psnr_per_frame.csv"
-        self.tensorboard = self.root / "tb"
-        self.last = self.checkpoints / "last.safetensors"
-        self.best = self.checkpoints / "best.safetensors"
-
-    def prepare(self) -> None:
-        try:
-            self.checkpoints.mkdir(parents=True, exist_ok=True)
-            for stale in self.checkpoints.glob(".*.tmp"):  # left by a save that was killed mid-write
-                stale.unlink()
-            probe = self.root / ".write_probe"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as err:
-            raise UserError(f"Cannot write into the run folder {self.root} ({err.strerror}): choose a writable "
-                            "--save_root.") from None
-
-    def read_metrics(self) -> list[dict[str, str]]:
-        if not self.metrics.exists():
-            return []
-        with open(self.metrics, newline="") as f:
-            return list(csv.DictReader(f))
-
-    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.metrics, buf.getvalue())
-
-
-def per_frame_csv(per_frame: dict[str, list[float]]) -> str:
-    """val_psnr_per_frame.csv: frame (1..N-1), then one column per metric ("nan" for an empty label)."""
-    columns = list(per_frame)
-    rows = zip(*(per_frame[c] for c in columns))
-    return ",".join(["frame", *columns]) + "\n" + "".join(
-        f"{i + 1}," + ",".join(f"{v:.6f}" for v in values) + "\n" for i, values in enumerate(rows))
 
 
 def _fmt(value: Any) -> Any:

@@ -1,7 +1,9 @@
-"""The ``posevae data from-video`` subcommand (wired into :mod:`posevae.cli.main`).
+"""``posevae data``: datasets in the lab layout.
 
-posevae data from-video INPUT --out DIR [--size 32x64] [--fps F] [--val-len N] [--test-len N]
-                        [--n-test K] [--cut end|start|SECONDS] [--preset fast] [--cache-dir D] [--quiet]
+    posevae data demo --out DIR [--seed S] [--n_train N] [--height H --width W]
+    posevae data poses --out DIR [--clip NAME] [--frames N] [--height H --width W] [--seed S] [--speed X]
+    posevae data from-video INPUT --out DIR [--size 32x64] [--fps F] [--val-len N] [--test-len N]
+                            [--n-test K] [--cut end|start|SECONDS] [--preset fast] [--cache-dir D] [--quiet]
 """
 
 from __future__ import annotations
@@ -10,6 +12,73 @@ import argparse
 import re
 
 from posevae.data.video.pipeline import VideoOptions
+
+
+def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``data`` and its subcommands (demo, poses, from-video) to the ``posevae`` subcommands."""
+    p = subparsers.add_parser("data", help="dataset tools")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    add_data_demo_command(data_sub)
+    add_data_poses_command(data_sub)
+    add_data_from_video_command(data_sub)
+
+
+def add_data_demo_command(data_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``demo`` to the ``posevae data`` subcommands."""
+    q = data_subparsers.add_parser("demo", help="render the demo dataset (real motion capture, lab layout)")
+    q.add_argument("--out", required=True, help="folder to write")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--n_train", "--n-train", type=int, default=12000, help="training frames")
+    q.add_argument("--height", type=int, default=64)
+    q.add_argument("--width", type=int, default=128)
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_data_demo)
+
+
+def _data_demo(args: argparse.Namespace) -> None:
+    from posevae.data.demo.dataset import render_demo_dataset
+
+    root = render_demo_dataset(args.out, seed=args.seed, n_train=args.n_train, height=args.height,
+                               width=args.width, progress=not args.quiet)
+    print(f"Wrote the demo dataset (lab layout) to {root}.")
+
+
+def _data_poses(args: argparse.Namespace) -> None:
+    from posevae.data.demo.poses import read_poses_marker, render_clip_poses
+
+    root = render_clip_poses(args.out, clip=args.clip, n_frames=args.frames, height=args.height,
+                             width=args.width, seed=args.seed, speed=args.speed, progress=not args.quiet)
+    seen = (read_poses_marker(root) or {}).get("seen_in_demo_training")
+    note = f" (a clip the demo training data {'plays' if seen else 'never plays'})"
+    print(f"Wrote {args.frames} pose images of clip {args.clip}{note} to {root}/ (reference frames in "
+          f"{root}/frames/); drive a model with: posevae transfer --poses {root} ...")
+
+
+def add_data_poses_command(data_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``poses`` to the ``posevae data`` subcommands."""
+    from posevae.data.demo.poses import DEFAULT_CLIP, DEFAULT_FRAMES
+
+    q = data_subparsers.add_parser(
+        "poses", help="render the pose images of one motion clip (a --poses source for posevae transfer)",
+        description="Render one DeepMimic clip with the demo renderer: DIR/<k>.png pose images (what "
+                    "`posevae transfer --poses DIR` reads), DIR/frames/<k>.png reference frames, "
+                    "DIR/keypoints.npy and DIR/poses.json. crawl, roll, getup_facedown and getup_faceup "
+                    "are never played in the demo training data.")
+    q.add_argument("--out", required=True, help="folder to write")
+    q.add_argument("--clip", default=DEFAULT_CLIP,
+                   help=f"motion clip (default: {DEFAULT_CLIP}, never in the demo training data; an unknown "
+                        "name lists the valid ones)")
+    q.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
+                   help=f"frames to render, at 30 fps (default: {DEFAULT_FRAMES})")
+    q.add_argument("--height", type=int, default=64)
+    q.add_argument("--width", type=int, default=128)
+    q.add_argument("--seed", type=int, default=0, help="start time of looping clips, heading, camera angle")
+    q.add_argument("--speed", type=float, default=1.0, help="playback speed of the clip (default: 1.0)")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_data_poses)
+
+
+# ------------------------------------------------------------------------------------------ from-video
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -167,6 +236,3 @@ def _add_split_options(p: argparse.ArgumentParser, d: VideoOptions) -> None:
         help="where val and the tests lie, back to back: at the end (default), at the start, or from "
         "this second on; training takes the rest",
     )
-
-
-__all__ = ["add_data_from_video_command", "parse_cut", "parse_size"]

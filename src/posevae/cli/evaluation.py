@@ -1,13 +1,77 @@
-"""The ``posevae transfer`` and ``posevae data poses`` subcommands (wired into :mod:`posevae.cli.main`).
+"""``posevae test`` and ``posevae transfer``: roll a trained model out from first frames and poses.
 
+    posevae test --ckpt CKPT --DR DATA --out OUT [--samples N] [--num_frames N] [--noise_scale S] ...
     posevae transfer --ckpt CKPT --first-frame IMG --poses DIR|GIF|MP4 --out OUT [--num_frames N] ...
                      [--poses-from-video | --poses-are-images] [--no-normalise]
-    posevae data poses --out DIR [--clip NAME] [--frames N] [--height H --width W] [--seed S] [--speed X]
 """
 
 from __future__ import annotations
 
 import argparse
+
+
+def _db(value: float | None) -> str:
+    """A PSNR for a printed summary; n/a when there is none (a person metric without any pose label)."""
+    return "n/a" if value is None else f"{value:.2f} dB"
+
+
+def _test(args: argparse.Namespace) -> None:
+    from posevae.evaluation.predict import test_run
+
+    summary = test_run(args.ckpt, args.DR, args.out, noise_scale=args.noise_scale, seed=args.seed,
+                       device=args.device, z_mode=args.z_mode, progress=not args.quiet,
+                       num_frames=args.num_frames, samples=args.samples,
+                       allow_unequal_lengths=args.allow_unequal_lengths)
+    n_seq = len(summary["sequences"])
+    print(f"Wrote {args.out}/submission.csv, GIFs and frames for {n_seq} test sequences.")
+    if summary["unequal_lengths"]:
+        print(f"Warning: {summary['unequal_lengths']}; submission.csv was written anyway "
+              "(--allow_unequal_lengths): its ids shift after that sequence.")
+    if summary["scores_skipped"]:
+        scored = summary["scored_sequences"]
+        print(f"Scores {'skipped' if not scored else f'for {scored} of {n_seq} sequences only'}: "
+              f"{summary['scores_skipped']} (the course hands out no test ground truth; submission.csv is "
+              "scored on its leaderboard).")
+    if summary["mean_psnr"] is not None:
+        print(f"Test PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} (repeat-the-first-frame "
+              f"baseline {summary['mean_baseline_psnr']:.2f} dB); per frame in {args.out}/scores.csv.")
+        print(f"Over the person: pose-region PSNR {_db(summary['mean_psnr_pose'])}, person-box PSNR "
+              f"{_db(summary['mean_psnr_box'])}.")
+    multi = summary.get("multi_sample")
+    if multi and multi["mean"]:
+        print(f"{multi['samples']} samples per sequence (per frame in {args.out}/samples.csv):")
+        for kind, label in (("mean_of_n", "mean of N"), ("best_of_n", "best of N (by SSIM)"),
+                            ("deterministic", "deterministic (prior mean)"), ("posterior", "posterior bound")):
+            m = multi["mean"][kind]
+            print(f"  {label:<28} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}  "
+                  f"pose {_db(m['psnr_pose'])}  box {_db(m['psnr_box'])}")
+    elif multi:
+        print(f"{multi['samples']} samples per sequence drawn: {args.out}/samples_seq*.gif (not scored).")
+
+
+def add_test_command(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``test`` to the ``posevae`` subcommands."""
+    p = subparsers.add_parser("test", help="generate the test sequences from a checkpoint; write frames, GIFs, CSV")
+    p.add_argument("--ckpt", "--ckpt_path", required=True,
+                   help="checkpoint (.safetensors), run folder, or a course-template .ckpt")
+    p.add_argument("--DR", required=True, help="dataset root in the lab layout")
+    p.add_argument("--out", default="test_out", help="output folder (default: test_out)")
+    p.add_argument("--noise_scale", "--noise-scale", type=float, default=None,
+                   help="latent noise scale (default: the checkpoint's; 1.0 for a course-template .ckpt)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--z_mode", "--z-mode", choices=["sample", "mean"], default="sample",
+                   help="sample z from the prior, or use its mean (deterministic)")
+    p.add_argument("--num_frames", "--num-frames", type=int, default=None,
+                   help="generate only the first N frames of each sequence (default: all its poses)")
+    p.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="also draw N samples per sequence and score mean-of-N, best-of-N (by SSIM), the "
+                        "deterministic rollout and the posterior bound (samples.csv) where there is ground truth")
+    p.add_argument("--allow_unequal_lengths", "--allow-unequal-lengths", action="store_true",
+                   help="write submission.csv even when the test sequences differ in length (its ids then "
+                        "shift after the odd sequence; the course expects 630 frames each)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_test)
 
 
 def _transfer(args: argparse.Namespace) -> None:
@@ -26,17 +90,6 @@ def _transfer(args: argparse.Namespace) -> None:
         mp4 += f", {args.out}/source_pose_frame.gif (source | pose | frame)"
     print(f"Wrote {summary['frames']} frames driven by the poses of {args.poses}: {args.out}/frames/, "
           f"{args.out}/transfer.gif{mp4}, {args.out}/pose_and_frame.gif, {args.out}/summary.json.")
-
-
-def _data_poses(args: argparse.Namespace) -> None:
-    from posevae.data.demo.poses import read_poses_marker, render_clip_poses
-
-    root = render_clip_poses(args.out, clip=args.clip, n_frames=args.frames, height=args.height,
-                             width=args.width, seed=args.seed, speed=args.speed, progress=not args.quiet)
-    seen = (read_poses_marker(root) or {}).get("seen_in_demo_training")
-    note = f" (a clip the demo training data {'plays' if seen else 'never plays'})"
-    print(f"Wrote {args.frames} pose images of clip {args.clip}{note} to {root}/ (reference frames in "
-          f"{root}/frames/); drive a model with: posevae transfer --poses {root} ...")
 
 
 def add_transfer_command(subparsers: argparse._SubParsersAction) -> None:
@@ -78,27 +131,3 @@ def add_transfer_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_transfer)
-
-
-def add_data_poses_command(data_subparsers: argparse._SubParsersAction) -> None:
-    """Add ``poses`` to the ``posevae data`` subcommands."""
-    from posevae.data.demo.poses import DEFAULT_CLIP, DEFAULT_FRAMES
-
-    q = data_subparsers.add_parser(
-        "poses", help="render the pose images of one motion clip (a --poses source for posevae transfer)",
-        description="Render one DeepMimic clip with the demo renderer: DIR/<k>.png pose images (what "
-                    "`posevae transfer --poses DIR` reads), DIR/frames/<k>.png reference frames, "
-                    "DIR/keypoints.npy and DIR/poses.json. crawl, roll, getup_facedown and getup_faceup "
-                    "are never played in the demo training data.")
-    q.add_argument("--out", required=True, help="folder to write")
-    q.add_argument("--clip", default=DEFAULT_CLIP,
-                   help=f"motion clip (default: {DEFAULT_CLIP}, never in the demo training data; an unknown "
-                        "name lists the valid ones)")
-    q.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
-                   help=f"frames to render, at 30 fps (default: {DEFAULT_FRAMES})")
-    q.add_argument("--height", type=int, default=64)
-    q.add_argument("--width", type=int, default=128)
-    q.add_argument("--seed", type=int, default=0, help="start time of looping clips, heading, camera angle")
-    q.add_argument("--speed", type=float, default=1.0, help="playback speed of the clip (default: 1.0)")
-    q.add_argument("--quiet", action="store_true")
-    q.set_defaults(func=_data_poses)
