@@ -26,7 +26,7 @@ import torch
 from posevae.config import MODEL_PRESETS, ModelConfig
 from posevae.model.vae import PoseVAE
 from posevae.model.rollout import evaluating, generate
-from posevae.training.loop import autocast_for
+from posevae.device import autocast_for
 from throughput import cpu_model_name  # benchmarks/ is on sys.path when run as a script
 
 

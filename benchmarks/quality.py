@@ -64,7 +64,10 @@ from posevae.model.checkpoint import load_checkpoint
 from posevae.model.rollout import generate, to_unit_float
 from posevae.model.vae import PoseVAE, count_parameters
 from posevae.run_folder import RunFolder
-from posevae.training.loop import autocast_for, build_optimizer, evaluate_video, train_clip
+from posevae.device import autocast_for
+from posevae.training.setup import build_optimizer
+from posevae.training.step import train_clip
+from posevae.training.validation import evaluate_video
 
 DEFAULT_RUNS = (
     "lab", "fast", "sharp",

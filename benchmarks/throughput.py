@@ -47,7 +47,8 @@ from posevae.config import MODEL_PRESETS, ModelConfig
 from posevae.losses import kl_to_standard_normal, reconstruction_mse
 from posevae.model.vae import PoseVAE
 from posevae.model.rollout import generate, to_unit_float
-from posevae.training.loop import autocast_for, fast_bf16_available, train_clip
+from posevae.device import autocast_for, fast_bf16_available
+from posevae.training.step import train_clip
 
 H, W, T = 32, 64, 16
 

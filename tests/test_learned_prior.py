@@ -14,7 +14,7 @@ from posevae.evaluation.predict import model_from_checkpoint
 from posevae.losses import kl_between_gaussians, kl_to_standard_normal, step_kl
 from posevae.model.vae import PoseVAE, StepOutput
 from posevae.model.rollout import evaluating, generate
-from posevae.training.loop import train_clip
+from posevae.training.step import train_clip
 from tests.conftest import tiny_model_config
 
 H, W = 16, 32

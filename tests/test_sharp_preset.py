@@ -14,7 +14,7 @@ from posevae.evaluation.predict import model_from_checkpoint
 from posevae.losses import gradient_difference_loss
 from posevae.model.vae import PoseVAE
 from posevae.model.rollout import generate
-from posevae.training.loop import train_clip
+from posevae.training.step import train_clip
 from posevae.model.unet_parts import WarpBlendHead, blend, warp_frame
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import posevae.training.loop as train_module
+import posevae.training.step as step_module
 from posevae.model.checkpoint import load_checkpoint
 from posevae.config import DataConfig, RunConfig, TrainConfig
 from posevae.errors import UserError
@@ -129,14 +130,14 @@ def test_resume_refuses_another_config_and_finished_runs(dataset, tmp_path):
 def poison_from_epoch(monkeypatch, first_bad_epoch: int) -> None:
     """Make every loss NaN from ``first_bad_epoch`` on."""
     state = {"bad": False}
-    real_tfr, real_mse = train_module.teacher_forcing_ratio, train_module.reconstruction_mse
+    real_tfr, real_mse = train_module.teacher_forcing_ratio, step_module.reconstruction_mse
 
     def tfr(epoch, *args):
         state["bad"] = epoch >= first_bad_epoch
         return real_tfr(epoch, *args)
 
     monkeypatch.setattr(train_module, "teacher_forcing_ratio", tfr)
-    monkeypatch.setattr(train_module, "reconstruction_mse",
+    monkeypatch.setattr(step_module, "reconstruction_mse",
                         lambda p, t: real_mse(p, t) * (float("nan") if state["bad"] else 1.0))
 
 

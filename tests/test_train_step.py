@@ -5,7 +5,7 @@ import torch
 from posevae.losses import kl_to_standard_normal, reconstruction_mse
 from posevae.model.vae import PoseVAE
 from posevae.model.rollout import rollout
-from posevae.training.loop import train_clip
+from posevae.training.step import train_clip
 from tests.conftest import tiny_model_config
 
 
@@ -84,7 +84,7 @@ def _count_host_syncs(monkeypatch) -> list[str]:
 def test_a_clip_and_a_validation_video_sync_with_the_host_a_fixed_number_of_times(monkeypatch):
     """Not once per time step: the loop queues GPU work without waiting for it (issue 7)."""
     from posevae.data.lab import Video
-    from posevae.training.loop import evaluate_video
+    from posevae.training.validation import evaluate_video
 
     model = PoseVAE(tiny_model_config())
     counts = {}

@@ -108,7 +108,8 @@ def train_or_resume(cfg: RunConfig, *, progress: bool = True) -> str:
     Returns what happened: "trained", "resumed" or "done" (already finished, nothing to do).
     """
     from posevae.run_folder import RunFolder
-    from posevae.training.loop import RESUMABLE_CHANGES, train
+    from posevae.training.loop import train
+    from posevae.training.setup import RESUMABLE_CHANGES
 
     run = RunFolder(cfg.train.save_root)
     if not run.last.exists():

@@ -1,11 +1,11 @@
-"""The training loop: epochs of clips, teacher forcing, KL annealing, validation, checkpoints, resume.
+"""The training loop, as the lab's pseudo-code: for each epoch, draw teacher forcing, train on every batch of
+clips, step the learning-rate schedule, validate, save the checkpoints.
 
-Per clip (the lab's recipe): for t = 1..T-1 predict frame t from frame t-1 (the truth under teacher
-forcing, else the model's own detached output) and pose t, with z from the posterior; the clip's loss is
-sum_t MSE_t + beta * KL_t. Because the previous frame's features are detached, every time step is a graph
-of its own, so calling backward after each step and stepping the optimizer once per clip gives the
-gradients of the summed loss while holding one step's activations instead of T (about a tenth of the
-memory at T = 16; see tests/test_train.py for the equality).
+    for epoch in range(start, num_epoch):
+        plan = plan_epoch(cfg, epoch)             # seed, teacher-forcing ratio and draw, KL weight beta
+        totals = train_epoch(...)                 # every batch: forward, backward, optimizer (training.step)
+        scheduler.step()
+        finish_epoch(...)                         # validate (training.validation), log, save checkpoints
 
 Reproducibility: every epoch reseeds torch from (seed, epoch), and the data order and the teacher-forcing
 draws come from that seed, so a run resumed from the checkpoint of epoch E continues exactly as the
@@ -18,200 +18,193 @@ share of the clips, and rank 0 alone validates and writes the run folder; see po
 from __future__ import annotations
 
 import json
-import math
 import random
-import re
-import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from posevae.config import RunConfig, config_diff
-from posevae.data.lab import ClipDataset, Video, load_val_video, load_video
+from posevae.config import RunConfig
+from posevae.data.lab import ClipDataset
+from posevae.device import autocast_for
 from posevae.errors import UserError
 from posevae.files import atomic_write_text
-from posevae.losses import gradient_difference_loss, reconstruction_mse, step_kl
-from posevae.metrics import frame_and_person_psnr, psnr
-from posevae.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from posevae.model.rollout import evaluating, rollout, to_unit_float
-from posevae.model.vae import PoseVAE
+from posevae.model.checkpoint import Checkpoint, save_checkpoint
+from posevae.model.rollout import to_unit_float
 from posevae.run_folder import RunFolder, per_frame_csv
 from posevae.schedules import kl_beta, teacher_forcing_ratio
 from posevae.training import distributed
-
-# Keys of the config that may differ when resuming (they do not change the numbers; a run folder may move).
-RESUMABLE_CHANGES = {"train.device", "data.num_workers", "data.cache_dir", "data.DR", "train.save_root"}
+from posevae.training.logs import EpochLog, print_epoch
+from posevae.training.setup import (
+    RunStart,
+    TrainingData,
+    build_optimisation,
+    load_training_data,
+    start_or_resume,
+)
+from posevae.training.step import ClipStats, Optimisation, train_batch
+from posevae.training.validation import evaluate_video
 
 
 class TrainingDiverged(UserError):
     """Too many non-finite losses in a row; the last good checkpoint is intact."""
 
 
-@dataclass
-class ClipStats:
-    loss: float
-    mse: float
-    kl: float
-    finite: bool
-
-
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
-def autocast_for(device: torch.device, precision: str):
-    """bf16 autocast where it is fast (CUDA with bf16, CPUs with AMX); fp32 otherwise."""
-    if precision == "fp32":
-        return nullcontext()
-    if precision == "auto" and not fast_bf16_available(device):
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+@dataclass
+class EpochPlan:
+    """What the schedules say for one epoch, and the draws of teacher forcing."""
+
+    epoch: int
+    seed: int  # seeds torch, the clip order and the teacher-forcing draws of this epoch
+    tfr: float  # teacher-forcing ratio
+    beta: float  # KL weight
+    draw: random.Random  # teacher forcing on or off: draw.random() < tfr
+    teacher_forcing: bool  # the epoch's draw (the lab's); with --tf_per batch, redrawn every batch
 
 
-def fast_bf16_available(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags
-
-
-def train_clip(
-    model: PoseVAE,
-    frames: torch.Tensor,
-    poses: torch.Tensor,
-    *,
-    beta: float,
-    teacher_forcing: bool,
-    kl_norm: str = "elements",
-    autocast=None,
-    gdl_weight: float = 0.0,
-) -> ClipStats:
-    """Forward and backward one batch of clips (B, T, 3, H, W) in [0, 1]; gradients accumulate in .grad.
-
-    The loss of a step is MSE + beta * KL, plus ``gdl_weight`` times the gradient-difference loss when it is
-    not 0 (``loss`` then includes that term; ``mse`` stays the MSE alone).
-
-    Calls backward once per time step, finite or not; the caller zeroes the gradients before and steps the
-    optimizer after. Returns per-predicted-frame means of the loss terms and whether every step was finite
-    (when one is not, the caller must discard the gradients). Reads the losses back to the host once per
-    clip, so on a GPU the steps queue up without waiting.
-
-    With a DistributedDataParallel model the gradients are all-reduced once per clip, in the last step's
-    backward (the other steps run under no_sync()); since every rank runs every backward, none waits on the
-    all-reduce alone, and the caller discards the gradients on all ranks together.
-    """
-    sums = {"loss": frames.new_zeros(()), "mse": frames.new_zeros(()), "kl": frames.new_zeros(())}
-    steps = frames.shape[1] - 1
-    ddp = isinstance(model, DistributedDataParallel)
-
-    def on_step(t: int, out) -> None:
-        mse = reconstruction_mse(out.frame, frames[:, t])
-        kl = step_kl(out, kl_norm)
-        loss = mse + beta * kl
-        if gdl_weight:  # skipped at 0: the lab's loss, bit for bit
-            loss = loss + gdl_weight * gradient_difference_loss(out.frame, frames[:, t])
-        loss.backward()  # a non-finite loss poisons the gradients, which the caller then discards
-        sums["loss"] += loss.detach()
-        sums["mse"] += mse.detach()
-        sums["kl"] += kl.detach()
-
-    forward = _sync_on_last_forward(model, steps) if ddp else model
-    rollout(forward, frames[:, 0], poses, truth=frames, use_posterior=True, teacher_forcing=teacher_forcing,
-            on_step=on_step, autocast=autocast)
-    # one host-device sync per clip, here (not one per step): a NaN or Inf in any step shows in the sums
-    loss, mse, kl = torch.stack(list(sums.values())).tolist()
-    finite = math.isfinite(loss) and math.isfinite(mse) and math.isfinite(kl)
-    return ClipStats(loss / steps, mse / steps, kl / steps, finite=finite)
-
-
-def _sync_on_last_forward(model: DistributedDataParallel, forwards: int):
-    """The DDP model's forward for a rollout of `forwards` steps: all but the last run under no_sync()."""
-    count = 0
-
-    def forward(*args, **kwargs):
-        nonlocal count
-        count += 1
-        with model.no_sync() if count < forwards else nullcontext():
-            return model(*args, **kwargs)
-
-    return forward
-
-
-def evaluate_video(
-    model: PoseVAE,
-    video: Video,
-    *,
-    device: torch.device,
-    beta: float,
-    noise_scale: float,
-    seed: int,
-    kl_norm: str = "elements",
-    autocast=None,
-) -> dict[str, Any]:
-    """Fully autoregressive validation over the whole video.
-
-    val_psnr (and the per-frame curve) comes from a rollout with z from the prior (noise scaled by noise_scale),
-    exactly as at test time; so do val_psnr_pose and val_psnr_box, the PSNR over the pose region and over
-    the person box of each frame's label (posevae.metrics; frames with an empty label are skipped).
-    val_mse / val_kl / val_loss come from a second autoregressive rollout with z from the posterior of the
-    true frames (the KL needs it); its PSNR is val_psnr_posterior. "per_frame" holds the per-frame values
-    of frames 1..T-1 ({"psnr", "psnr_pose", "psnr_box"} -> list).
-    """
-    frames = to_unit_float(video.frames[None], device)  # (1, T, 3, H, W)
-    poses = to_unit_float(video.labels[None], device)
-    # accumulated on the device in float64 (what adding Python floats did), read once at the end
-    sums = {"mse": frames.new_zeros((), dtype=torch.float64), "kl": frames.new_zeros((), dtype=torch.float64)}
-
-    def on_step(t: int, out) -> None:
-        sums["mse"] += reconstruction_mse(out.frame, frames[:, t]).double()
-        sums["kl"] += step_kl(out, kl_norm).double()
-
-    with evaluating(model), torch.inference_mode():
-        gen = torch.Generator(device).manual_seed(seed)
-        prior = rollout(model, frames[:, 0], poses, noise_scale=noise_scale, generator=gen, autocast=autocast)
-        post = rollout(model, frames[:, 0], poses, truth=frames, use_posterior=True, generator=gen,
-                       on_step=on_step, autocast=autocast)
-    per_frame = {name: values.cpu() for name, values in  # frames 1..T-1; frame 0 is given
-                 frame_and_person_psnr(prior[0, 1:], frames[0, 1:], poses[0, 1:]).items()}
-    steps = frames.shape[1] - 1
-    mse, kl = sums["mse"].item() / steps, sums["kl"].item() / steps
-    return {
-        "val_psnr": per_frame["psnr"].mean().item(),
-        "val_psnr_posterior": psnr(post[0, 1:], frames[0, 1:]).mean().item(),
-        "val_mse": mse,
-        "val_kl": kl,
-        "val_loss": mse + beta * kl,
-        "val_psnr_pose": per_frame["psnr_pose"].nanmean().item(),  # NaN only when no label has a pose pixel
-        "val_psnr_box": per_frame["psnr_box"].nanmean().item(),
-        "per_frame": {name: values.tolist() for name, values in per_frame.items()},
-    }
-
-
-def build_optimizer(model: PoseVAE, cfg: RunConfig):
+def plan_epoch(cfg: RunConfig, epoch: int) -> EpochPlan:
+    """Seed the epoch (torch: each rank its own noise) and read the schedules: tfr, beta, teacher forcing."""
     t = cfg.train
-    opt_cls = torch.optim.AdamW if t.optim == "AdamW" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=t.lr)
-    if t.lr_schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t.num_epoch)
-    elif t.lr_schedule == "multistep":
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.milestones), gamma=t.gamma)
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    return optimizer, scheduler
+    seed = epoch_seed(t.seed, epoch)
+    torch.manual_seed(seed + (distributed.rank() << 32))  # rank 0: seed; other ranks: their own noise
+    draw = random.Random(seed)
+    tfr = teacher_forcing_ratio(epoch, t.tfr, t.tfr_sde, t.tfr_d_step)
+    beta = kl_beta(epoch, t.kl_anneal_type, t.num_epoch, t.kl_anneal_cycle, t.kl_anneal_ratio)
+    return EpochPlan(epoch, seed, tfr, beta, draw, draw.random() < tfr)
 
 
-def _fmt(value: Any) -> Any:
-    return f"{value:.6g}" if isinstance(value, float) else value
+def clip_loader(dataset: ClipDataset, cfg: RunConfig, plan: EpochPlan) -> DataLoader:
+    """The epoch's batches of clips, shuffled by the epoch's seed; under torchrun each rank its share."""
+    t, d = cfg.train, cfg.data
+    if distributed.world_size() > 1:  # --batch_size is per process
+        sampler = DistributedSampler(dataset, shuffle=True, seed=plan.seed, drop_last=True)
+        sampler.set_epoch(plan.epoch)
+        return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, drop_last=True,
+                          num_workers=d.num_workers)
+    return DataLoader(dataset, batch_size=t.batch_size, shuffle=True, drop_last=True,
+                      generator=torch.Generator().manual_seed(plan.seed), num_workers=d.num_workers)
+
+
+@dataclass
+class EpochTotals:
+    """Sums over the trained (finite) batches of one epoch, and the count of skipped ones."""
+
+    lr: float  # the learning rate the epoch trained with
+    last_teacher_forcing: bool  # the last draw (the epoch's, or with --tf_per batch the last batch's)
+    loss: float = 0.0
+    mse: float = 0.0
+    kl: float = 0.0
+    trained: int = 0
+    skipped: int = 0
+    teacher_forced: int = 0
+
+    def add(self, stats: ClipStats, teacher_forcing: bool) -> None:
+        self.trained += 1
+        self.teacher_forced += teacher_forcing
+        self.loss += stats.loss
+        self.mse += stats.mse
+        self.kl += stats.kl
+
+    def row(self) -> dict[str, Any]:
+        """The epoch's metrics.csv columns of training: means per trained batch."""
+        n = max(self.trained, 1)
+        return {"loss": self.loss / n, "mse": self.mse / n, "kl": self.kl / n,
+                "teacher_forcing": self.teacher_forced / n, "lr": self.lr, "skipped_steps": self.skipped}
+
+
+class BadStepGuard:
+    """Counts non-finite steps in a row, across epochs; too many stop the run with TrainingDiverged."""
+
+    def __init__(self, run: RunFolder, cfg: RunConfig) -> None:
+        self.run, self.cfg = run, cfg
+        self.in_a_row = 0
+
+    def good(self) -> None:
+        self.in_a_row = 0
+
+    def bad(self, epoch: int) -> None:
+        self.in_a_row += 1
+        if self.in_a_row < self.cfg.train.max_bad_steps:
+            return
+        kept = (f"The last good checkpoint {self.run.last} is intact"
+                if self.run.last.exists() or not distributed.is_main()
+                else "No epoch finished, so no checkpoint was written")
+        raise TrainingDiverged(
+            f"Training diverged: {self.in_a_row} non-finite losses in a row in epoch {epoch + 1}. "
+            f"{kept}; lower --lr (now {self.cfg.train.lr}) or --grad_clip, or check the data, then resume or "
+            "restart.")
+
+
+def train_epoch(opt: Optimisation, loader: DataLoader, plan: EpochPlan, cfg: RunConfig, device: torch.device,
+                guard: BadStepGuard, autocast: Callable[[], AbstractContextManager], progress: bool) -> EpochTotals:
+    """One pass over the epoch's batches: each trains the model unless its loss or gradient is not finite."""
+    t = cfg.train
+    totals = EpochTotals(lr=opt.lr, last_teacher_forcing=plan.teacher_forcing)
+    bar = tqdm(loader, desc=f"epoch {plan.epoch + 1}/{t.num_epoch}", disable=not progress, leave=False,
+               dynamic_ncols=True)
+    opt.step_model.train()
+    for frames_u8, poses_u8 in bar:
+        if t.tf_per == "batch":
+            totals.last_teacher_forcing = plan.draw.random() < plan.tfr
+        teacher_forcing = totals.last_teacher_forcing
+        stats = train_batch(opt, to_unit_float(frames_u8, device), to_unit_float(poses_u8, device),
+                            beta=plan.beta, teacher_forcing=teacher_forcing, kl_norm=t.kl_norm,
+                            grad_clip=t.grad_clip, gdl_weight=t.gdl_weight, device=device, autocast=autocast)
+        if stats is None:
+            totals.skipped += 1
+            guard.bad(plan.epoch)
+            continue
+        guard.good()
+        totals.add(stats, teacher_forcing)
+        distributed.write_weight_hash(opt.step_model, plan.epoch, totals.trained)
+        bar.set_postfix(tf="on" if teacher_forcing else "off", tfr=f"{plan.tfr:.2f}", beta=f"{plan.beta:.3f}",
+                        loss=f"{stats.loss:.4g}", lr=f"{totals.lr:.2e}")
+    bar.close()
+    return totals
+
+
+def save_checkpoints(run: RunFolder, cfg: RunConfig, opt: Optimisation, epoch: int, val: dict[str, Any],
+                     best_psnr: float, is_best: bool) -> None:
+    """RUN/checkpoints: best.safetensors (and the per-frame CSV) when this epoch is the best, epoch_N every
+    per_save epochs, and last."""
+    state = Checkpoint(cfg, opt.model.state_dict(), {"epoch": epoch, "best_psnr": best_psnr,
+                                                       "scheduler": opt.scheduler.state_dict(),
+                                                       "val_psnr": val["val_psnr"]},
+                       opt.optimizer.state_dict())
+    if is_best:
+        save_checkpoint(run.best, state)
+        atomic_write_text(run.per_frame, per_frame_csv(val["per_frame"]))
+    if (epoch + 1) % cfg.train.per_save == 0:
+        save_checkpoint(run.checkpoints / f"epoch_{epoch + 1}.safetensors", state)
+    save_checkpoint(run.last, state)  # last, so a crash before it replays this epoch on resume
+
+
+def finish_epoch(run: RunFolder, cfg: RunConfig, opt: Optimisation, data: TrainingData, plan: EpochPlan,
+                 totals: EpochTotals, log: EpochLog, best_psnr: float, started: float, device: torch.device,
+                 autocast: Callable[[], AbstractContextManager], progress: bool) -> float:
+    """Rank 0's end of an epoch: validate, log the row, save the checkpoints; returns the best val PSNR."""
+    row: dict[str, Any] = {"epoch": plan.epoch, **totals.row(), "beta": plan.beta, "tfr": plan.tfr}
+    val = evaluate_video(opt.model, data.val_video, device=device, beta=plan.beta,
+                         noise_scale=cfg.sample.noise_scale, seed=cfg.sample.sample_seed, kl_norm=cfg.train.kl_norm,
+                         autocast=autocast)
+    row.update({k: v for k, v in val.items() if k != "per_frame"})
+    row["seconds"] = time.perf_counter() - started
+    log.write(row)
+    is_best = val["val_psnr"] > best_psnr
+    best_psnr = max(best_psnr, val["val_psnr"])
+    save_checkpoints(run, cfg, opt, plan.epoch, val, best_psnr, is_best)
+    if progress:
+        print_epoch(row, cfg.train.num_epoch, totals.last_teacher_forcing, is_best)
+    return best_psnr
 
 
 def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -224,204 +217,53 @@ def train(cfg: RunConfig, *, resume: bool = False, progress: bool = True) -> dic
 
 
 def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool) -> dict[str, Any]:
-    t, d = cfg.train, cfg.data
-    run = RunFolder(t.save_root)
-    main, world = distributed.is_main(), distributed.world_size()
-
-    start_epoch, best_psnr, rows, ckpt = 0, -math.inf, [], None
+    t, run, main = cfg.train, RunFolder(cfg.train.save_root), distributed.is_main()
     with distributed.fail_together():  # a UserError on any rank stops every rank
-        if resume:
-            if not run.last.exists():
-                raise UserError(f"Nothing to resume in {run.root}: {run.last} does not exist. Start the run without "
-                                "--resume, or pass the folder of an earlier run.")
-            ckpt = load_checkpoint(run.last)
-            diff = [line for line in config_diff(ckpt.config.to_dict(), cfg.to_dict())
-                    if line.split(":")[0] not in RESUMABLE_CHANGES]
-            if diff:
-                raise UserError(f"The run in {run.root} was started with another config ({'; '.join(diff)}; "
-                                "stored != requested): resume with the stored options (just `--resume RUN`) or "
-                                "start a new run in another --save_root.")
-            start_epoch = ckpt.train_state["epoch"] + 1
-            best_psnr = ckpt.train_state.get("best_psnr", -math.inf)
-            if start_epoch >= t.num_epoch:
-                raise UserError(f"The run in {run.root} already finished its {t.num_epoch} epochs; nothing to resume. "
-                                f"Its best checkpoint is {run.best}.")
-            rows = [r for r in run.read_metrics() if int(r["epoch"]) < start_epoch]
-        elif run.last.exists():
-            raise UserError(f"{run.root} already holds a run ({run.last}): resume it with `posevae train --resume "
-                            f"{run.root}`, or choose another --save_root.")
-
-        train_video = load_video(d.DR, "train", cfg.model.frame_H, cfg.model.frame_W, d.cache_dir,
-                                 progress=progress)
-        val_video = load_val_video(d.DR, cfg.model.frame_H, cfg.model.frame_W, d.val_vi_len, d.cache_dir,
-                                   progress=progress)
-        full_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial)
-        fast_set = ClipDataset(train_video, d.train_vi_len, d.stride, d.partial * d.fast_partial) if d.fast_train else None
-        for clips, what in ((full_set, ""), (fast_set, " with --fast_partial")):
-            if clips is not None and t.batch_size > len(clips) // world:
-                per = f" ({world} processes share them; --batch_size is per process)" if world > 1 else ""
-                raise UserError(f"--batch_size {t.batch_size} is larger than the {len(clips)} training clips of "
-                                f"{d.train_vi_len} frames in {d.DR}{what}{per}: lower --batch_size or "
-                                "--train_vi_len.")
+        start = start_or_resume(run, cfg, resume)
+        data = load_training_data(cfg, distributed.world_size(), progress)
         if main:
             run.prepare()  # after the data checks, so bad input leaves no run folder behind
-
-    torch.manual_seed(t.seed)
-    net = PoseVAE(cfg.model).to(device)
-    if t.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    optimizer, scheduler = build_optimizer(net, cfg)
-    if ckpt is not None:  # every rank loads the same checkpoint
-        net.load_state_dict(ckpt.model_state)
-        optimizer.load_state_dict(ckpt.optimizer_state)
-        scheduler.load_state_dict(ckpt.train_state["scheduler"])
-    # net: the model itself (validation, checkpoints); model: what trains (compiled, DDP-wrapped under torchrun)
-    model = torch.compile(net) if t.compile else net
-    if world > 1:
-        model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    opt = build_optimisation(cfg, device, start.checkpoint, distributed.world_size())
     if main:
         atomic_write_text(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
     autocast = lambda: autocast_for(device, t.precision)  # noqa: E731
-    writer = _open_tensorboard(run, start_epoch) if main else _NullWriter()
-    wandb_run = _open_wandb(run, cfg) if t.log_wandb and main else None
-    bad_in_a_row = 0
-    epoch = start_epoch
-    flush_denormal = torch.set_flush_denormal(True)  # denormals made identical steps up to 10x slower on CPU
-    try:
-        for epoch in range(start_epoch, t.num_epoch):
-            started = time.perf_counter()
-            seed = epoch_seed(t.seed, epoch)
-            torch.manual_seed(seed + (distributed.rank() << 32))  # rank 0: seed; other ranks: their own noise
-            draw = random.Random(seed)
-            tfr = teacher_forcing_ratio(epoch, t.tfr, t.tfr_sde, t.tfr_d_step)
-            beta = kl_beta(epoch, t.kl_anneal_type, t.num_epoch, t.kl_anneal_cycle, t.kl_anneal_ratio)
-            use_tf = draw.random() < tfr
-            dataset = fast_set if fast_set is not None and epoch < d.fast_train_epoch else full_set
-            if world > 1:  # each rank its share of the clips; --batch_size is per process
-                sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True)
-                sampler.set_epoch(epoch)
-                loader = DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, drop_last=True,
-                                    num_workers=d.num_workers)
-            else:
-                loader = DataLoader(dataset, batch_size=t.batch_size, shuffle=True, drop_last=True,
-                                    generator=torch.Generator().manual_seed(seed), num_workers=d.num_workers)
-            totals = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
-            n_ok = skipped = tf_batches = 0
-            lr = optimizer.param_groups[0]["lr"]
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.num_epoch}", disable=not progress, leave=False,
-                       dynamic_ncols=True)
-            model.train()
-            for frames_u8, poses_u8 in bar:
-                if t.tf_per == "batch":
-                    use_tf = draw.random() < tfr
-                frames = to_unit_float(frames_u8, device)
-                poses = to_unit_float(poses_u8, device)
-                optimizer.zero_grad(set_to_none=True)
-                stats = train_clip(model, frames, poses, beta=beta, teacher_forcing=use_tf, kl_norm=t.kl_norm,
-                                   autocast=autocast, gdl_weight=t.gdl_weight)
-                grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip) if t.grad_clip > 0
-                             else _grad_norm(model))
-                finite = distributed.all_true(stats.finite, device)  # ranks skip a step together
-                if not finite or not torch.isfinite(grad_norm):
-                    optimizer.zero_grad(set_to_none=True)
-                    skipped += 1
-                    bad_in_a_row += 1
-                    if bad_in_a_row >= t.max_bad_steps:
-                        kept = (f"The last good checkpoint {run.last} is intact" if run.last.exists() or not main
-                                else "No epoch finished, so no checkpoint was written")
-                        raise TrainingDiverged(
-                            f"Training diverged: {bad_in_a_row} non-finite losses in a row in epoch {epoch + 1}. "
-                            f"{kept}; lower --lr (now {t.lr}) or --grad_clip, or check the data, then resume or "
-                            "restart.")
-                    continue
-                bad_in_a_row = 0
-                optimizer.step()
-                n_ok += 1
-                distributed.write_weight_hash(model, epoch, n_ok)
-                tf_batches += use_tf
-                for k in totals:
-                    totals[k] += getattr(stats, k)
-                bar.set_postfix(tf="on" if use_tf else "off", tfr=f"{tfr:.2f}", beta=f"{beta:.3f}",
-                                loss=f"{stats.loss:.4g}", lr=f"{lr:.2e}")
-            bar.close()
-            scheduler.step()
-            if not main:  # rank 0 validates and saves; the others wait for it
+    guard, best_psnr, epoch = BadStepGuard(run, cfg), start.best_psnr, start.epoch
+    with _epoch_log(run, cfg, start, main) as log, _flushing_denormals():
+        try:
+            for epoch in range(start.epoch, t.num_epoch):
+                started = time.perf_counter()
+                plan = plan_epoch(cfg, epoch)
+                loader = clip_loader(data.clips_of_epoch(epoch, cfg.data), cfg, plan)
+                totals = train_epoch(opt, loader, plan, cfg, device, guard, autocast, progress)
+                opt.scheduler.step()
+                if log is not None:  # rank 0 validates and saves; the others wait for it
+                    best_psnr = finish_epoch(run, cfg, opt, data, plan, totals, log, best_psnr, started, device,
+                                             autocast, progress)
                 distributed.barrier()
-                continue
-            row: dict[str, Any] = {"epoch": epoch, **{k: v / max(n_ok, 1) for k, v in totals.items()},
-                                   "beta": beta, "tfr": tfr, "teacher_forcing": tf_batches / max(n_ok, 1),
-                                   "lr": lr, "skipped_steps": skipped}
-            val = evaluate_video(net, val_video, device=device, beta=beta, noise_scale=cfg.sample.noise_scale,
-                                 seed=cfg.sample.sample_seed, kl_norm=t.kl_norm, autocast=autocast)
-            per_frame = val.pop("per_frame")
-            row.update(val)
-            row["seconds"] = time.perf_counter() - started
-            rows.append({k: _fmt(v) for k, v in row.items()})
-            run.write_metrics(rows)
-            for key, value in row.items():
-                if key != "epoch":
-                    writer.add_scalar(key, float(value), epoch)
-            writer.flush()
-            if wandb_run is not None:
-                wandb_run.log({k: float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
-            is_best = val["val_psnr"] > best_psnr
-            best_psnr = max(best_psnr, val["val_psnr"])
-            state = Checkpoint(cfg, net.state_dict(), {"epoch": epoch, "best_psnr": best_psnr,
-                                                         "scheduler": scheduler.state_dict(),
-                                                         "val_psnr": val["val_psnr"]},
-                               optimizer.state_dict())
-            if is_best:
-                save_checkpoint(run.best, state)
-                atomic_write_text(run.per_frame, per_frame_csv(per_frame))
-            if (epoch + 1) % t.per_save == 0:
-                save_checkpoint(run.checkpoints / f"epoch_{epoch + 1}.safetensors", state)
-            save_checkpoint(run.last, state)  # last, so a crash before it replays this epoch on resume
-            if progress:
-                tqdm.write(f"epoch {epoch + 1}/{t.num_epoch}: loss {row['loss']:.4g} (mse {row['mse']:.4g}, "
-                           f"kl {row['kl']:.4g}, beta {beta:.3f}), tf {'on' if use_tf else 'off'} "
-                           f"(ratio {tfr:.2f}), val PSNR {val['val_psnr']:.2f} dB "
-                           f"(pose {val['val_psnr_pose']:.2f}, box {val['val_psnr_box']:.2f})"
-                           f"{' (best)' if is_best else ''}, {row['seconds']:.1f} s", file=sys.stderr)
-            distributed.barrier()
-    except KeyboardInterrupt:
-        raise UserError(f"Interrupted during epoch {epoch + 1}. The last finished epoch is saved in {run.last}; "
-                        f"resume with: posevae train --resume {run.root}") from None
-    finally:
-        writer.close()
-        if wandb_run is not None:
-            wandb_run.finish()
-        if flush_denormal:  # process-wide CPU state: give it back (it breaks e.g. subnormal float tests)
-            torch.set_flush_denormal(False)
+        except KeyboardInterrupt:
+            raise UserError(f"Interrupted during epoch {epoch + 1}. The last finished epoch is saved in {run.last}; "
+                            f"resume with: posevae train --resume {run.root}") from None
+    rows = log.rows if log is not None else start.rows
     return {"run": str(run.root), "epochs": t.num_epoch, "best_val_psnr": best_psnr,
             "last": rows[-1] if rows else {}}
 
 
-def _grad_norm(model: torch.nn.Module) -> torch.Tensor:
-    grads = [p.grad.norm() for p in model.parameters() if p.grad is not None]
-    return torch.stack(grads).norm() if grads else torch.zeros(())
+@contextmanager
+def _epoch_log(run: RunFolder, cfg: RunConfig, start: RunStart, main: bool) -> Iterator[EpochLog | None]:
+    """Rank 0's EpochLog (metrics.csv, TensorBoard, W&B), closed at the end; None on the other ranks."""
+    if not main:
+        yield None
+        return
+    with EpochLog(run, cfg, start.epoch, start.rows) as log:
+        yield log
 
 
-class _NullWriter:
-    def add_scalar(self, *args: Any, **kwargs: Any) -> None: ...
-    def flush(self) -> None: ...
-    def close(self) -> None: ...
-
-
-def _open_wandb(run: RunFolder, cfg: RunConfig):
-    """Weights & Biases, only when asked (--log_wandb); one W&B run per run folder, resumed with it."""
+@contextmanager
+def _flushing_denormals() -> Iterator[None]:
+    """Flush denormals to zero for the duration: they made identical steps up to 10x slower on CPU."""
+    flushing = torch.set_flush_denormal(True)
     try:
-        import wandb
-    except ImportError:
-        raise UserError("--log_wandb needs the wandb package: `pip install wandb` (or `pip install "
-                        "posevae[wandb]`), or drop --log_wandb; metrics.csv and TensorBoard log without it.") from None
-    run_id = re.sub(r"[^A-Za-z0-9_-]", "-", str(run.root.resolve()))[-64:]
-    return wandb.init(project="posevae", name=run.root.name, id=run_id, resume="allow", dir=str(run.root),
-                      config=cfg.to_dict())
-
-
-def _open_tensorboard(run: RunFolder, start_epoch: int):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is a dependency, but a broken install should not stop training
-        return _NullWriter()
-    return SummaryWriter(str(run.tensorboard), purge_step=start_epoch if start_epoch else None)
+        yield
+    finally:
+        if flushing:  # process-wide CPU state: give it back (it breaks e.g. subnormal float tests)
+            torch.set_flush_denormal(False)
