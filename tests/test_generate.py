@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 import posevae.evaluation.predict as generate_mod  # imported as a module: pytest would collect a bare `test_run`
+from posevae.evaluation.batches import SAMPLE_SEED_STRIDE
 from posevae.model.checkpoint import Checkpoint, save_checkpoint
 from posevae.config import RunConfig
 from posevae.device import resolve_device
@@ -363,7 +364,7 @@ def _sample_rollouts(setup, n: int) -> list[torch.Tensor]:
     seq = load_test_sequences(DR, H, W)[0]
     first, poses = seq.first_frame[None].float() / 255, seq.labels[None].float() / 255
     return [to_uint8(generate(model, first, poses, noise_scale=1.0, generator=torch.Generator().manual_seed(
-        3 + 0 + k * generate_mod.SAMPLE_SEED_STRIDE))[0]) for k in range(n)]
+        3 + 0 + k * SAMPLE_SEED_STRIDE))[0]) for k in range(n)]
 
 
 def test_samples_are_distinct_and_best_of_n_is_at_least_their_mean(setup, multi_run):

@@ -1,4 +1,4 @@
-"""Files written so that a crash never leaves half of one: atomic writes.
+"""Files written so that a crash never leaves half of one (atomic writes), into folders checked first.
 
 Checkpoints, metrics, CSVs, GIFs and the report are all written through :func:`atomic_write`: a temporary
 file beside the target, fsynced, then renamed onto it.
@@ -10,6 +10,8 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from posevae.errors import UserError
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -40,3 +42,18 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def ensure_writable_folder(folder: Path, message: str) -> Path:
+    """Create ``folder`` (and its parents) and write and remove a probe file in it; returns ``folder``.
+
+    Raises UserError(``message``) when that fails, with ``{error}`` in it replaced by the reason.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UserError(message.replace("{error}", str(err.strerror or err))) from None
+    return folder

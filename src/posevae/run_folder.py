@@ -14,8 +14,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from posevae.errors import UserError
-from posevae.files import atomic_write_text
+from posevae.files import atomic_write_text, ensure_writable_folder
 
 METRIC_COLUMNS = [
     "epoch", "loss", "mse", "kl", "beta", "tfr", "teacher_forcing", "lr",
@@ -38,16 +37,12 @@ class RunFolder:
         self.best = self.checkpoints / "best.safetensors"
 
     def prepare(self) -> None:
-        try:
-            self.checkpoints.mkdir(parents=True, exist_ok=True)
-            for stale in self.checkpoints.glob(".*.tmp"):  # left by a save that was killed mid-write
-                stale.unlink()
-            probe = self.root / ".write_probe"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as err:
-            raise UserError(f"Cannot write into the run folder {self.root} ({err.strerror}): choose a writable "
-                            "--save_root.") from None
+        """Create the folder and checkpoints/, check that they can be written, and remove the temporary files
+        of a save that was killed mid-write."""
+        ensure_writable_folder(self.checkpoints, f"Cannot write into the run folder {self.root} ({{error}}): "
+                                                 "choose a writable --save_root.")
+        for stale in self.checkpoints.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def read_metrics(self) -> list[dict[str, str]]:
         if not self.metrics.exists():

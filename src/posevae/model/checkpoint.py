@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from posevae.config import RunConfig, config_diff
 from posevae.errors import UserError
 from posevae.files import atomic_write
+from posevae.model.vae import PoseVAE
 
 FORMAT = "posevae-checkpoint"
 FORMAT_VERSION = 1
@@ -142,3 +143,16 @@ def load_lab_ckpt(path: str | Path) -> dict[str, torch.Tensor]:
     if not tensors:
         raise UserError(f"{path} holds no tensors ({type(obj).__name__}): it is not a model checkpoint.")
     return tensors
+
+
+def model_from_checkpoint(checkpoint: Checkpoint, path: str | Path, device: torch.device) -> PoseVAE:
+    """The model a checkpoint describes, with its weights, on ``device``; UserError when they do not fit."""
+    model = PoseVAE(checkpoint.config.model)
+    try:
+        model.load_state_dict(checkpoint.model_state, strict=True)
+    except RuntimeError as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise UserError(f"Checkpoint {path} does not fit the model its own config describes ({first_line}): "
+                        "it was written by another posevae version or is damaged; use another checkpoint."
+                        ) from None
+    return model.to(device)

@@ -17,6 +17,8 @@ from torch import nn
 
 from posevae.model.vae import PoseVAE, RandomSource, StepOutput
 
+Z_MODES = ("sample", "mean")  # z drawn from the prior, or its mean (deterministic)
+
 
 def to_unit_float(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """uint8 images (any shape) -> float32 in [0, 1] on ``device`` (one host-to-device copy, then convert)."""
