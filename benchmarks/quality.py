@@ -23,7 +23,7 @@ The budget (``--minutes``) is turned into a number of epochs per run, so every r
 
 Nothing is chosen on test data: ``posevae.training.loop`` keeps the checkpoint with the best validation PSNR and
 that checkpoint is validated again (z from the prior, the run's noise scale and sample seed: the rollout
-the training validated) and tested with ``posevae.evaluation.predict.test_run``. Reported per run: whole-frame PSNR
+the training validated) and tested with ``posevae.evaluation.predict.predict_test_split``. Reported per run: whole-frame PSNR
 and SSIM and, where ``posevae.metrics`` has them, pose-region and person-box PSNR (validation and test);
 parameters, forward GFLOP per generated frame (batch 1, FlopCounterMode), epochs, training minutes (wall
 clock of ``train``, validation included) and training frames/s (predicted frames / those seconds), and the
@@ -56,7 +56,8 @@ from posevae import metrics
 from posevae.config import MODEL_PRESETS, ModelConfig, RunConfig, TrainConfig
 from posevae.data.lab import ClipDataset, Video, load_test_sequences, load_val_video, load_video
 from posevae.device import resolve_device
-from posevae.evaluation.predict import model_from_checkpoint, test_run
+from posevae.evaluation.predict import predict_test_split
+from posevae.model.checkpoint import model_from_checkpoint
 from posevae.files import atomic_write_text
 from posevae.jobs.compare import _convert, train_or_resume
 from posevae.jobs.demo import DEMO_DATA, demo_config
@@ -214,11 +215,11 @@ def read_pngs(folder: Path, n: int) -> torch.Tensor:
 def test(best: Path, cfg: RunConfig, out: Path, progress: bool) -> dict[str, float]:
     """``posevae test`` of the best checkpoint into ``out``; mean over sequences of each sequence's scores.
 
-    Scored on the uint8 frames written (as test_run scores them); needs DR/test/test_gt (the demo has it).
+    Scored on the uint8 frames written (as predict_test_split scores them); needs DR/test/test_gt (the demo has it).
     """
     summary = out / "summary.json"
     if not (summary.is_file() and summary.stat().st_mtime >= best.stat().st_mtime):  # reuse a finished test
-        test_run(best, cfg.data.DR, out, seed=cfg.sample.sample_seed, device=cfg.train.device, progress=progress,
+        predict_test_split(best, cfg.data.DR, out, seed=cfg.sample.sample_seed, device=cfg.train.device, progress=progress,
                  cache_dir=cfg.data.cache_dir)
     per_sequence = []
     d, m = cfg.data, cfg.model

@@ -19,7 +19,7 @@ from posevae.jobs.compare import parse_configuration
 from posevae.config import RunConfig
 from posevae.data.lab import TestSequence
 from posevae.errors import UserError
-from posevae.evaluation.predict import test_run
+from posevae.evaluation.predict import predict_test_split
 from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 from tests.synthetic import make_lab_dataset
@@ -160,7 +160,7 @@ def test_test_sequence_names_cannot_write_outside_out(tmp_path, monkeypatch, nam
     monkeypatch.setattr(generate_module, "load_test_sequences", renamed)
     before = files_under(tmp_path)
     with pytest.raises(UserError, match="not a plain folder name"):
-        test_run(ckpt, data, tmp_path / "work" / "out", progress=False)
+        predict_test_split(ckpt, data, tmp_path / "work" / "out", progress=False)
     after = {p for p in files_under(tmp_path) if ".posevae_cache" not in p}
     assert after == {p for p in before if ".posevae_cache" not in p}  # nothing written anywhere
 
@@ -176,14 +176,14 @@ def test_test_outputs_stay_under_out_even_for_odd_folder_names(tmp_path):
     (test / "test_label" / "1").symlink_to(outside, target_is_directory=True)
     ckpt = tiny_checkpoint(tmp_path / "c.safetensors")
     with pytest.raises(UserError, match="not a plain folder name"):  # contains '..': refused, nothing written
-        test_run(ckpt, data, tmp_path / "out", progress=False)
+        predict_test_split(ckpt, data, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
     for sub in ("test_img", "test_label", "test_gt"):
         (test / sub / "x..0").rename(test / sub / "seq_0")
     before_outside = files_under(outside)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        test_run(ckpt, data, tmp_path / "out", progress=False)
+        predict_test_split(ckpt, data, tmp_path / "out", progress=False)
     assert files_under(outside) == before_outside
     top = {p.name for p in tmp_path.iterdir()}
     assert top == {"data", "c.safetensors", "out", "elsewhere"}

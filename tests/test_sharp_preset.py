@@ -10,7 +10,7 @@ from posevae.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoin
 from posevae.cli.main import main
 from posevae.config import MODEL_PRESETS, ModelConfig, RunConfig
 from posevae.errors import UserError
-from posevae.evaluation.predict import model_from_checkpoint
+from posevae.model.checkpoint import model_from_checkpoint
 from posevae.losses import gradient_difference_loss
 from posevae.model.vae import PoseVAE
 from posevae.model.rollout import generate
@@ -23,7 +23,7 @@ from tests.test_train_step import clip_loss_single_backward, moving_square_clip
 
 def tiny_sharp(frame_H: int = 16, frame_W: int = 32, **overrides) -> ModelConfig:
     """The sharp preset's structure at the tiny preset's widths (a few thousand parameters)."""
-    sharp = {**MODEL_PRESETS["sharp"], "frame_skip": False, "skip_width": 4}
+    sharp = {**MODEL_PRESETS["sharp"], "prev_frame_skip": False, "skip_width": 4}
     return tiny_model_config(frame_H, frame_W, **{**sharp, **overrides})
 
 
@@ -122,7 +122,7 @@ def test_gdl_weight_adds_the_edge_term_to_the_loss_only_when_asked():
     torch.manual_seed(1)
     edged = train_clip(model, frames, poses, beta=0.0, teacher_forcing=True, gdl_weight=0.5)
     assert zero == plain
-    assert edged.mse == pytest.approx(plain.mse) and edged.loss > plain.loss + 1e-4
+    assert edged.mse_per_frame == pytest.approx(plain.mse_per_frame) and edged.loss_per_frame > plain.loss_per_frame + 1e-4
 
 
 def test_per_step_backward_equals_one_backward_per_clip():
@@ -155,7 +155,7 @@ def test_tiny_sharp_model_overfits_one_clip():
         stats = train_clip(model, frames, poses, beta=1e-3, teacher_forcing=step % 2 == 0, gdl_weight=0.1)
         assert stats.finite
         optimizer.step()
-        losses.append(stats.loss)
+        losses.append(stats.loss_per_frame)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first / 10, (first, last)
 

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from posevae.cli.main import main
 from posevae.config import ModelConfig, RunConfig
 from posevae.errors import UserError
-from posevae.evaluation.predict import model_from_checkpoint
+from posevae.model.checkpoint import model_from_checkpoint
 from posevae.model.vae import PoseVAE
 from posevae.model.rollout import generate
 from posevae.model.template_ckpt import load_template_ckpt

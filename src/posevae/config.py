@@ -16,6 +16,9 @@ from posevae.schedules import fitted_kl_cycles, trains_kl
 KLAnnealType = Literal["Cyclical", "Monotonic", "None", "FuCyclical"]
 KL_ANNEAL_TYPES = ("Cyclical", "Monotonic", "None", "FuCyclical")
 CYCLICAL_TYPES = ("Cyclical", "FuCyclical")  # schedules that restart at beta = 0 every cycle
+# Derived seeds are a * SEED_STRIDE + b (an epoch of a run, a sample of a test sequence): a prime above any b
+# used, so two (a, b) pairs never share a seed.
+SEED_STRIDE = 1_000_003
 
 
 def _require(condition: bool, message: str) -> None:
@@ -34,7 +37,7 @@ class ModelConfig:
     ``variant`` "template" is the course template's model exactly (``nn.LeakyReLU(True)``, no sigmoid, no
     clamp, unbounded logvar; its parameter names map onto ours): the model of a converted template ``.ckpt``
     (``posevae convert``), see :mod:`posevae.model.template`. "posevae" (the default) is the lab model with
-    those fixed. The template variant has no fast-preset options (downsample 1, no frame skip, fixed prior).
+    those fixed. The template variant has no fast-preset options (downsample 1, no previous-frame skip, fixed prior).
 
     ``skips`` and ``warp`` (the "sharp" preset, :mod:`posevae.model.unet_parts`) bring the previous frame and the
     next pose back at every resolution up to the full one, and let the output copy the previous frame along a
@@ -48,7 +51,9 @@ class ModelConfig:
     N_dim: int = 12  # latent channels
     D_out_dim: int = 192  # decoder-fusion output channels
     downsample: int = 1  # 1 = the lab's full-resolution model; 2, 4, 8 = "fast" presets
-    frame_skip: bool = False  # feed the previous frame's pixels to the generator's last stage
+    # a skip connection that carries the previous frame's pixels to the generator's last, full-resolution stage
+    # (it skips no frames); "frame_skip" before, still read from old configs and as --frame_skip
+    prev_frame_skip: bool = False
     prior: Literal["fixed", "learned"] = "fixed"  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
     variant: Literal["posevae", "template"] = "posevae"  # "template": the course template's model exactly
     # the "sharp" preset (posevae.model.unet_parts); the defaults build the models of before
@@ -63,14 +68,14 @@ class ModelConfig:
         _require(self.downsample in (1, 2, 4, 8), f"--downsample must be 1, 2, 4 or 8, got {self.downsample}.")
         _require(self.variant in ("posevae", "template"),
                  f"--variant must be posevae or template, got {self.variant!r}.")
-        plain = self.downsample == 1 and not (self.frame_skip or self.skips or self.warp) and self.prior == "fixed"
+        plain = self.downsample == 1 and not (self.prev_frame_skip or self.skips or self.warp) and self.prior == "fixed"
         _require(self.variant == "posevae" or plain,
-                 "--variant template is the course template's model: it has no --downsample, --frame_skip, "
+                 "--variant template is the course template's model: it has no --downsample, --prev_frame_skip, "
                  "--skips, --warp or --prior learned; drop those options (or use --preset lab or fast).")
         _require(self.skip_width > 0, f"--skip_width must be a positive integer, got {self.skip_width}.")
-        _require(not (self.skips and self.frame_skip),
+        _require(not (self.skips and self.prev_frame_skip),
                  "--skips already feeds the previous frame's pixels to the generator's full-resolution stage: "
-                 "drop --frame_skip (pass --no-frame_skip after a preset that sets it).")
+                 "drop --frame_skip / --prev_frame_skip (pass --no-prev_frame_skip after a preset that sets it).")
         _require(
             self.frame_H % self.downsample == 0 and self.frame_W % self.downsample == 0,
             f"Frame size {self.frame_H}x{self.frame_W} is not divisible by the model's downsample factor "
@@ -85,8 +90,8 @@ class ModelConfig:
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "lab": {},
     "template": {"variant": "template"},
-    "fast": {"downsample": 4, "frame_skip": True},
-    "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "downsample": 2, "frame_skip": True},
+    "fast": {"downsample": 4, "prev_frame_skip": True},
+    "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "downsample": 2, "prev_frame_skip": True},
     # fast's latent and fusion at /4, plus U-Net skips of frame and pose and a warp of the previous frame
     "sharp": {"downsample": 4, "skips": True, "warp": True},
 }
@@ -216,12 +221,19 @@ class RunConfig:
         )
 
 
+# Fields renamed since configs were first stored (in checkpoints and config.json): {class: {old: new}}
+RENAMED_FIELDS: dict[type, dict[str, str]] = {ModelConfig: {"frame_skip": "prev_frame_skip"}}
+
+
 def _from_dict(cls: type, d: dict[str, Any]) -> Any:
+    values = dict(d)
+    for old, new in RENAMED_FIELDS.get(cls, {}).items():  # a config stored before the rename
+        if old in values and new not in values:
+            values[new] = values.pop(old)
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
+    unknown = sorted(set(values) - known)
     _require(not unknown, f"Unknown {cls.__name__} fields {unknown}: this config was written by another "
                           "posevae version or edited by hand; remove those keys.")
-    values = dict(d)
     for f in dataclasses.fields(cls):  # JSON turns tuples into lists
         if f.name in values and isinstance(values[f.name], list):
             values[f.name] = tuple(values[f.name])

@@ -16,9 +16,9 @@ def _db(value: float | None) -> str:
 
 
 def _test(args: argparse.Namespace) -> None:
-    from posevae.evaluation.predict import test_run
+    from posevae.evaluation.predict import predict_test_split
 
-    summary = test_run(args.ckpt, args.DR, args.out, noise_scale=args.noise_scale, seed=args.seed,
+    summary = predict_test_split(args.ckpt, args.DR, args.out, noise_scale=args.noise_scale, seed=args.seed,
                        device=args.device, z_mode=args.z_mode, progress=not args.quiet,
                        num_frames=args.num_frames, samples=args.samples,
                        allow_unequal_lengths=args.allow_unequal_lengths)

@@ -27,11 +27,14 @@ from posevae.config import (
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "sample": SampleConfig}
 
+# old option names, still accepted: {field: (old name, ...)}
+ALIASES: dict[str, tuple[str, ...]] = {"prev_frame_skip": ("frame_skip",)}
+
 HELP = {
     "DR": "dataset root in the lab layout (LAB4_Dataset)",
     "save_root": "run folder (metrics.csv, checkpoints/, tb/)",
     "downsample": "latent = frame / downsample (1 = the lab's model)",
-    "frame_skip": "feed the previous frame's pixels to the generator's last stage",
+    "prev_frame_skip": "skip connection: the previous frame's pixels join the generator's last stage (also --frame_skip)",
     "skips": "U-Net skips: light encoders of the previous frame and next pose feed the generator at every scale",
     "skip_width": "channels of the skip encoders at full resolution (doubled at each halving)",
     "warp": "blend the output with the previous frame warped by a predicted full-resolution flow",
@@ -80,9 +83,8 @@ def add_config_options(parser: argparse.ArgumentParser, sections: Sequence[str])
         hints = typing.get_type_hints(cls)
         group = parser.add_argument_group(f"{section} options")
         for f in dataclasses.fields(cls):
-            flags = [f"--{f.name}"]
-            if "_" in f.name:
-                flags.append(f"--{f.name.replace('_', '-')}")
+            flags = [spelling for name in (f.name, *ALIASES.get(f.name, ()))
+                     for spelling in dict.fromkeys((f"--{name}", f"--{name.replace('_', '-')}"))]
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             help_text = HELP.get(f.name, "")
             group.add_argument(*flags, dest=f"{section}.{f.name}", default=argparse.SUPPRESS,

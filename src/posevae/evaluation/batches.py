@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from posevae.config import SEED_STRIDE
 from posevae.data.lab import TestSequence
 from posevae.media import to_uint8
 from posevae.model.rollout import generate, reconstruct, to_unit_float
@@ -21,7 +22,6 @@ from posevae.model.vae import PoseVAE
 MAX_BATCH_ROWS = 16  # rollouts generated together (sequences x samples); bounds the memory of the frames
 
 
-SAMPLE_SEED_STRIDE = 1_000_003  # sample k of a sequence is seeded with the sequence's seed + k * this
 
 
 def sequence_seed(seed: int, name: str, position: int) -> int:
@@ -91,7 +91,7 @@ class Rollouts:
 
 def generate_rollouts(model: PoseVAE, sequences: list[TestSequence], *, seed: int, n_samples: int, multi: bool,
                   device: torch.device, noise: float, z_mode: str, progress: bool) -> Rollouts:
-    jobs = [RolloutJob(seq.first_frame, seq.labels, seq.truth, sequence_seed(seed, seq.name, pos) + k * SAMPLE_SEED_STRIDE)
+    jobs = [RolloutJob(seq.first_frame, seq.labels, seq.truth, sequence_seed(seed, seq.name, pos) + k * SEED_STRIDE)
             for pos, seq in enumerate(sequences) for k in range(n_samples)]
     once = jobs[::n_samples]
     with_truth = [i for i, job in enumerate(once) if job.truth is not None] if multi else []

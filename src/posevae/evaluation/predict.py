@@ -2,7 +2,7 @@
 
 For each test sequence ``DR/test/test_img/<i>`` + ``test_label/<i>`` the model predicts frames 1..N-1 from
 the given first frame and the N poses (:func:`posevae.model.rollout.generate`, z from the prior
-N(0, noise_scale^2 I)). :func:`test_run` writes, under ``out`` only::
+N(0, noise_scale^2 I)). :func:`predict_test_split` writes, under ``out`` only::
 
     submission.csv            the course's Kaggle format (shared/reference/LAB4.md, "Test output")
     pred_seq<i>.gif           the prediction, looping, upscaled so 32x64 frames are visible
@@ -168,7 +168,7 @@ def _write_summary(out: Path, scores: Scores, summary: dict[str, Any]) -> None:
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
-def test_run(
+def predict_test_split(
     ckpt: str | Path,
     DR: str | Path,
     out: str | Path,
@@ -192,7 +192,7 @@ def test_run(
     the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean" uses the prior's mean (0, or mu_p with a
     learned prior) instead of samples. ``num_frames`` (default: all) generates only the first ``num_frames``
     frames of each sequence (frame 0 included); a sequence with fewer poses is an error naming its folder.
-    ``samples`` N (SVG's protocol): N rollouts per sequence (sample k seeded ``seed + i + k * 1000003``;
+    ``samples`` N (SVG's protocol): N rollouts per sequence (sample k seeded ``seed + i + k * SEED_STRIDE``, 1,000,003;
     sample 0 is the one a single run draws) scored as mean-of-N, best-of-N (by mean SSIM), the deterministic
     rollout and the posterior bound, per frame (samples.csv) and per sequence (``summary["multi_sample"]``);
     submission.csv, the GIFs and scores.csv stay those of sample 0. ``cache_dir``: the data loader's
@@ -234,5 +234,3 @@ def prepare_out(out: Path) -> Path:
     return ensure_writable_folder(out, f"Cannot write to the output folder {out} ({{error}}): pass an --out "
                                        "folder that can be created and written to.")
 
-
-test_run.__test__ = False  # a library function, not a pytest test, despite its name

@@ -144,7 +144,7 @@ def compare(base: RunConfig, out: Path, strategies: Sequence[str] = DEFAULT_STRA
     test output newer than its best checkpoint is reused, so running the same command again after an
     interruption continues where it stopped.
     """
-    from posevae.evaluation.predict import test_run
+    from posevae.evaluation.predict import predict_test_split
     from posevae.report.write import write_report
     from posevae.run_folder import RunFolder
 
@@ -167,6 +167,6 @@ def compare(base: RunConfig, out: Path, strategies: Sequence[str] = DEFAULT_STRA
         test_out = run.root / "test"
         summary = test_out / "summary.json"
         if test_truth and not (summary.is_file() and summary.stat().st_mtime >= run.best.stat().st_mtime):
-            test_run(run.best, cfg.data.DR, test_out, seed=cfg.sample.sample_seed, device=cfg.train.device,
+            predict_test_split(run.best, cfg.data.DR, test_out, seed=cfg.sample.sample_seed, device=cfg.train.device,
                      progress=progress, write_frames=False, cache_dir=cfg.data.cache_dir)
     return write_report([out / "runs" / name for name in configs], out, gifs=gifs, device=base.train.device)

@@ -87,7 +87,7 @@ def _print_summary(summary: dict[str, Any], test: dict[str, Any], best_val: floa
 def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", device: str = "auto",
              progress: bool = True, prior: str = "fixed", **overrides: Any) -> dict[str, Any]:
     from posevae.data.demo.dataset import render_demo_dataset
-    from posevae.evaluation.predict import test_run
+    from posevae.evaluation.predict import predict_test_split
     from posevae.training.loop import train
 
     started = time.perf_counter()
@@ -110,7 +110,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
 
     print(f"[3/4] Generating the test sequences into {out / 'test'} ...", flush=True)
     best = Path(cfg.train.save_root) / "checkpoints" / "best.safetensors"
-    test = test_run(best, data, out / "test", seed=1, device=device, progress=progress)
+    test = predict_test_split(best, data, out / "test", seed=1, device=device, progress=progress)
 
     print(f"[4/4] Writing the report into {out / 'report'} ...", flush=True)
     index = None

@@ -20,7 +20,7 @@ What differs from the lab, and why:
 * ``variant == "template"`` undoes the three changes above and reproduces the course template exactly, so
   its ``.ckpt`` files load (:mod:`posevae.model.template` says what differs and where it was read).
 * ``downsample > 1`` (the "fast" preset) adds strided convolutions to the encoders and nearest-neighbour
-  upsampling to the generator, so the latent is (H/d, W/d); ``frame_skip`` feeds the previous frame's
+  upsampling to the generator, so the latent is (H/d, W/d); ``prev_frame_skip`` feeds the previous frame's
   pixels to the generator's last, full-resolution stage so the low-resolution path need not carry them.
 * ``skips`` (the "sharp" preset) adds light encoders of the previous frame and the next pose whose features
   join the generator at every scale up to full resolution (U-Net skips), and ``warp`` blends the output
@@ -182,13 +182,13 @@ class DecoderFusion(nn.Module):
 class Generator(nn.Module):
     """D -> RGB: DCB(D) Res(D,D/2) DCB Res(D/2,D/4) DCB Res(D/4,D/8) DCB Conv1x1(D/8,3), then a sigmoid.
 
-    With ``downsample > 1`` the last stages are preceded by 2x upsampling; with ``frame_skip`` the previous
+    With ``downsample > 1`` the last stages are preceded by 2x upsampling; with ``prev_frame_skip`` the previous
     frame's pixels are concatenated before the final full-resolution block; with ``warp`` the output is
     blended with the previous frame warped by a predicted flow (:class:`~posevae.model.unet_parts.WarpBlendHead`).
     ``sigmoid`` False (the course template) returns the last convolution's output as it is.
     """
 
-    def __init__(self, in_ch: int, downsample: int = 1, frame_skip: bool = False, warp: bool = False,
+    def __init__(self, in_ch: int, downsample: int = 1, prev_frame_skip: bool = False, warp: bool = False,
                  sigmoid: bool = True) -> None:
         super().__init__()
         widths = [in_ch, in_ch // 2, in_ch // 4, in_ch // 8]
@@ -200,16 +200,16 @@ class Generator(nn.Module):
                 stage.append(upsample2x(widths[i + 1]))
             stages.append(nn.Sequential(*stage))
         self.stages = nn.Sequential(*stages)
-        self.frame_skip = frame_skip
+        self.prev_frame_skip = prev_frame_skip
         last = widths[3]
-        self.skip_in = nn.Conv2d(last + 3, last, 1) if frame_skip else nn.Identity()
+        self.skip_in = nn.Conv2d(last + 3, last, 1) if prev_frame_skip else nn.Identity()
         self.head = nn.Sequential(DepthConvBlock(last), nn.Conv2d(last, 3, 1))
         self.sigmoid = sigmoid
         self.warp = WarpBlendHead(last) if warp else None
 
     def forward(self, fused: torch.Tensor, prev_frame: torch.Tensor | None = None) -> torch.Tensor:
         x = self.stages(fused)
-        if self.frame_skip:
+        if self.prev_frame_skip:
             x = self.skip_in(torch.cat([x, prev_frame], dim=1))
         if self.warp is None:
             out = self.head(x)
@@ -241,7 +241,7 @@ class PoseVAE(nn.Module):
             self.pose_pyramid = SkipPyramid(c.skip_width, levels)  # next pose
             self.generator = SkipGenerator(c.D_out_dim, c.downsample, self.frame_pyramid.widths, c.warp)
         else:
-            self.generator = Generator(c.D_out_dim, c.downsample, c.frame_skip, c.warp, sigmoid=not template)
+            self.generator = Generator(c.D_out_dim, c.downsample, c.prev_frame_skip, c.warp, sigmoid=not template)
         self._gaussian = _finite_only if template else _finite_gaussian
         self._clamp_frame = not template  # the template feeds its raw output back
 

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from posevae.config import RunConfig
+from posevae.config import SEED_STRIDE, RunConfig
 from posevae.data.lab import ClipDataset
 from posevae.device import autocast_for
 from posevae.errors import UserError
@@ -56,7 +56,8 @@ class TrainingDiverged(UserError):
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 1_000_003 + epoch
+    """The seed of one epoch of a run seeded ``seed``."""
+    return seed * SEED_STRIDE + epoch
 
 
 @dataclass
@@ -110,9 +111,9 @@ class EpochTotals:
     def add(self, stats: ClipStats, teacher_forcing: bool) -> None:
         self.trained += 1
         self.teacher_forced += teacher_forcing
-        self.loss += stats.loss
-        self.mse += stats.mse
-        self.kl += stats.kl
+        self.loss += stats.loss_per_frame
+        self.mse += stats.mse_per_frame
+        self.kl += stats.kl_per_frame
 
     def row(self) -> dict[str, Any]:
         """The epoch's metrics.csv columns of training: means per trained batch."""
@@ -167,7 +168,7 @@ def train_epoch(opt: Optimisation, loader: DataLoader, plan: EpochPlan, cfg: Run
         totals.add(stats, teacher_forcing)
         distributed.write_weight_hash(opt.step_model, plan.epoch, totals.trained)
         bar.set_postfix(tf="on" if teacher_forcing else "off", tfr=f"{plan.tfr:.2f}", beta=f"{plan.beta:.3f}",
-                        loss=f"{stats.loss:.4g}", lr=f"{totals.lr:.2e}")
+                        loss=f"{stats.loss_per_frame:.4g}", lr=f"{totals.lr:.2e}")
     bar.close()
     return totals
 

@@ -28,9 +28,12 @@ from posevae.training import distributed
 
 @dataclass
 class ClipStats:
-    loss: float
-    mse: float
-    kl: float
+    """A batch of clips' loss terms, each the mean over its predicted frames (the lab's clip loss is their sum
+    over the T - 1 frames), and whether every step was finite."""
+
+    loss_per_frame: float  # MSE + beta * KL (+ gdl_weight * GDL)
+    mse_per_frame: float
+    kl_per_frame: float
     finite: bool
 
 
