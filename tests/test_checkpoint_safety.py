@@ -194,3 +194,27 @@ def test_test_outputs_stay_under_out_even_for_odd_folder_names(tmp_path):
 def test_compare_configuration_names_cannot_escape(entry):
     with pytest.raises(UserError, match="must be a folder name"):
         parse_configuration(entry)
+
+
+def test_a_checkpoint_stored_with_frame_skip_still_loads(tmp_path):
+    """ModelConfig.frame_skip is prev_frame_skip now (a skip connection of the previous frame's pixels; it skips
+    no frames): configs stored before, in checkpoints and config.json, still load, with the same model."""
+    from safetensors import safe_open
+
+    config = RunConfig(model=tiny_model_config())
+    assert config.model.prev_frame_skip  # the tiny preset has it
+    path = tmp_path / "new.safetensors"
+    save_checkpoint(path, Checkpoint(config, PoseVAE(config.model).state_dict(), {"epoch": 0}))
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    stored = json.loads(metadata["config"])
+    stored["model"]["frame_skip"] = stored["model"].pop("prev_frame_skip")  # as an older posevae wrote it
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={**metadata, "config": json.dumps(stored)})
+    loaded = load_checkpoint(old)
+    assert loaded.config == config
+    PoseVAE(loaded.config.model).load_state_dict(loaded.model_state)
+    assert RunConfig.from_dict(stored) == config
+    with pytest.raises(UserError, match="Unknown ModelConfig fields"):
+        RunConfig.from_dict({"model": {"frame_skips": True}})

@@ -1,5 +1,6 @@
 """End to end through the real command line: train -> interrupt -> resume -> test, and --help."""
 
+import argparse
 import csv
 import json
 
@@ -107,3 +108,16 @@ def test_demo_passes_seed_epochs_and_prior_to_the_job(tmp_path, monkeypatch):
     # the seed reaches the training config
     cfg = demo_job.demo_config(tmp_path / "d", tmp_path / "r", "cpu", seed=2)
     assert cfg.train.seed == 2
+
+
+def test_the_old_frame_skip_flags_are_aliases_of_prev_frame_skip():
+    from posevae.cli.options import build_config
+    from posevae.cli.train import add_train_command
+
+    parser = argparse.ArgumentParser()
+    add_train_command(parser.add_subparsers(dest="command"))
+    for argv, expected in ((["--frame_skip"], True), (["--frame-skip"], True), (["--prev_frame_skip"], True),
+                           (["--preset", "fast", "--no-frame_skip"], False),
+                           (["--preset", "fast", "--no-prev-frame-skip"], False), (["--preset", "fast"], True)):
+        args = parser.parse_args(["train", "--DR", "data", *argv])
+        assert build_config(args, preset=args.preset).model.prev_frame_skip is expected, argv

@@ -50,3 +50,29 @@ def test_kl_monte_carlo_agrees():
 def test_mse():
     a, b = torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.5)
     assert reconstruction_mse(a, b).item() == pytest.approx(0.25)
+
+
+def test_the_kl_clamp_acts_only_on_the_unbounded_logvars_of_the_template_variant():
+    """The posevae model bounds logvar softly inside (-10, 10), so the KL's clamp leaves its values alone; the
+    template variant's logvar is unbounded, and there the clamp keeps exp() finite."""
+    from posevae.model.vae import PoseVAE
+    from tests.conftest import tiny_model_config
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 2, 3, 16, 32)
+    for variant in ("posevae", "template"):
+        overrides = {"variant": variant}
+        if variant == "template":
+            overrides.update(downsample=1, prev_frame_skip=False)
+        model = PoseVAE(tiny_model_config(16, 32, **overrides))
+        with torch.no_grad():
+            model.posterior.net[-1].bias[model.config.N_dim:] = 200.0  # logvar far beyond 10
+            out = model(x[0], x[1], x[2])
+        clamped = kl_to_standard_normal(out.mu, out.logvar)
+        if variant == "posevae":
+            assert out.logvar.abs().max() <= 10
+            unclamped = -0.5 * torch.mean(1 + out.logvar - out.mu.pow(2) - out.logvar.exp())
+            assert clamped.item() == pytest.approx(unclamped.item(), rel=1e-6)
+        else:
+            unclamped = -0.5 * torch.mean(1 + out.logvar - out.mu.pow(2) - out.logvar.exp())
+            assert out.logvar.max() > 100 and torch.isfinite(clamped) and not torch.isfinite(unclamped)

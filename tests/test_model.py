@@ -142,3 +142,41 @@ def test_the_step_compiles_with_a_dynamic_batch():
         eager_prior = model(x[0], x[1], noise_scale=0.5).frame
         torch.manual_seed(7)
         torch.testing.assert_close(compiled(x[0], x[1], noise_scale=0.5).frame, eager_prior)
+
+
+def test_a_nan_pixel_becomes_mid_grey():
+    """NaN never leaves the step: a NaN pixel becomes NAN_PIXEL (0.5, the lab's value), +Inf 1 and -Inf 0."""
+    from posevae.model.vae import NAN_PIXEL
+
+    for variant in ("posevae", "template"):
+        overrides = {"variant": variant} if variant == "posevae" else {
+            "variant": "template", "downsample": 1, "prev_frame_skip": False}
+        model = PoseVAE(tiny_model_config(16, 32, **overrides))
+        raw = torch.full((2, 3, 16, 32), float("nan"))
+        raw[:, 0, 0, 0], raw[:, 1, 0, 0] = float("inf"), float("-inf")
+        model._generate = lambda *args, raw=raw: raw  # a generator that has gone bad
+        frame = model(torch.rand(2, 3, 16, 32), torch.rand(2, 3, 16, 32)).frame
+        assert NAN_PIXEL == 0.5 and (frame[:, 2] == 0.5).all() and (frame[:, :, 1:] == 0.5).all(), variant
+        assert (frame[:, 0, 0, 0] == 1).all() and (frame[:, 1, 0, 0] == 0).all(), variant
+
+
+def test_one_default_noise_scale_for_forward_rollout_generate_and_the_config():
+    """rollout() called directly used to draw unscaled noise (1.0) where generate() and the config use 0.5."""
+    from posevae.config import DEFAULT_NOISE_SCALE, SampleConfig
+
+    assert DEFAULT_NOISE_SCALE == SampleConfig().noise_scale == 0.5
+    model = PoseVAE(tiny_model_config(16, 32))
+    first, poses = torch.rand(2, 3, 16, 32), torch.rand(2, 4, 3, 16, 32)
+
+    def frames(call, **kw):
+        with evaluating(model), torch.inference_mode():
+            return call(model, first, poses, generator=torch.Generator().manual_seed(4), **kw)
+
+    default = frames(rollout)
+    assert torch.equal(default, frames(rollout, noise_scale=0.5))
+    assert torch.equal(default, frames(generate))
+    assert not torch.equal(default, frames(rollout, noise_scale=1.0))
+    with evaluating(model), torch.inference_mode():
+        step = model(first, poses[:, 1], generator=torch.Generator().manual_seed(4)).frame
+        assert torch.equal(step, model(first, poses[:, 1], noise_scale=0.5,
+                                       generator=torch.Generator().manual_seed(4)).frame)

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,64 @@ def test_compile_trains_the_compiled_model_and_saves_plain_weights(dataset, tmp_
             assert float(row_a[key]) == pytest.approx(float(row_b[key]), rel=1e-4), key
     state = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "last.safetensors").model_state
     assert state.keys() == load_checkpoint(tmp_path / "eager" / "checkpoints" / "last.safetensors").model_state.keys()
+
+
+def test_an_epoch_whose_every_step_was_skipped_logs_nan_losses(dataset, tmp_path, monkeypatch):
+    """No step trained: the epoch's loss, mse, kl (and teacher-forcing share) have no mean; 0 would read as
+    a perfect loss."""
+    poison_from_epoch(monkeypatch, 1)
+    train(tiny_run(dataset, tmp_path / "run", num_epoch=2, max_bad_steps=1000), progress=False)
+    first, skipped = rows(tmp_path / "run")
+    for key in ("loss", "mse", "kl", "teacher_forcing"):
+        assert math.isfinite(float(first[key])) and math.isnan(float(skipped[key])), key
+    assert int(skipped["skipped_steps"]) == 48 // 6 // 2 and math.isfinite(float(skipped["val_psnr"]))
+
+
+def test_a_skipped_step_leaves_the_batchnorm_statistics_alone(dataset, tmp_path, monkeypatch):
+    """A skipped step changes nothing: not the weights, and not the BatchNorm running statistics its forward
+    passes updated (they are put back), so the epoch of skipped steps ends with the previous epoch's model."""
+    poison_from_epoch(monkeypatch, 1)
+    train(tiny_run(dataset, tmp_path / "run", num_epoch=2, max_bad_steps=1000), progress=False)
+    epoch0 = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert (epoch0.train_state["epoch"], last.train_state["epoch"]) == (0, 1)
+    statistics = [name for name in last.model_state if "running" in name or "num_batches" in name]
+    assert statistics
+    for name, value in last.model_state.items():
+        assert torch.equal(value, epoch0.model_state[name]), name
+
+
+def test_validation_runs_in_fp32_whatever_the_training_precision(dataset, tmp_path):
+    """--precision is for the training steps; validation picks the best checkpoint, so it scores in fp32 as
+    `posevae test` does: the logged val_psnr is what an fp32 rollout of the saved model gives."""
+    from posevae.data.lab import load_val_video
+    from posevae.model.vae import PoseVAE
+    from posevae.training.validation import evaluate_video
+
+    cfg = tiny_run(dataset, tmp_path / "run", num_epoch=2, precision="bf16")
+    train(cfg, progress=False)
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    model = PoseVAE(cfg.model).to(memory_format=torch.channels_last)
+    model.load_state_dict(last.model_state)
+    video = load_val_video(cfg.data.DR, cfg.model.frame_H, cfg.model.frame_W, cfg.data.val_vi_len)
+    fp32 = evaluate_video(model, video, device=torch.device("cpu"), beta=1.0, noise_scale=cfg.sample.noise_scale,
+                          seed=cfg.sample.sample_seed)
+    assert float(rows(tmp_path / "run")[-1]["val_psnr"]) == pytest.approx(fp32["val_psnr"], rel=1e-5)
+
+
+def test_a_missing_tensorboard_is_said_once(tmp_path, monkeypatch):
+    import sys
+    import warnings
+
+    from posevae.run_folder import RunFolder
+    from posevae.training import logs
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # the import fails
+    monkeypatch.setattr(logs, "_warned_no_tensorboard", False)
+    with pytest.warns(UserWarning, match="TensorBoard cannot be imported"):
+        logs._open_tensorboard(RunFolder(tmp_path / "a"), 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        writer = logs._open_tensorboard(RunFolder(tmp_path / "b"), 0)
+    writer.add_scalar("loss", 1.0, 0)  # accepts and drops everything
+    writer.close()

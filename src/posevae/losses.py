@@ -3,8 +3,11 @@
 KL(q || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))   (Kingma & Welling 2014, appendix B);
 with a learned prior p = N(mu_p, exp(logvar_p)) (SVG-LP), the KL of two diagonal Gaussians:
 KL(q || p) = 0.5 * sum(logvar_p - logvar + (exp(logvar) + (mu - mu_p)^2) / exp(logvar_p) - 1).
-Every logvar is clamped to [-10, 10] and the sum normalised either by every latent element
-(batch * C * H * W, the strong report's choice, default) or by the batch size (the lab's template).
+Every logvar is clamped to [-10, 10] (the strong report's bound), then the sum normalised either by every
+latent element (batch * C * H * W, the strong report's choice, default) or by the batch size (the lab's
+template). The clamp never acts on the posevae model's logvars, which it already bounds softly to (-10, 10)
+(:func:`posevae.model.vae._finite_gaussian`); it acts on the template variant's, which are unbounded as in
+the course template, and keeps their exp() from overflowing.
 
 The gradient-difference loss (GDL) of Mathieu, Couprie & LeCun ("Deep multi-scale video prediction beyond
 mean square error", ICLR 2016, eq. 5) penalises differences between the image gradients of the prediction

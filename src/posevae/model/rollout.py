@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 import torch
 from torch import nn
 
+from posevae.config import DEFAULT_NOISE_SCALE
 from posevae.model.vae import PoseVAE, RandomSource, StepOutput
 
 Z_MODES = ("sample", "mean")  # z drawn from the prior, or its mean (deterministic)
@@ -44,7 +45,7 @@ def rollout(
     truth: torch.Tensor | None = None,
     use_posterior: bool = False,
     teacher_forcing: bool = False,
-    noise_scale: float = 1.0,
+    noise_scale: float = DEFAULT_NOISE_SCALE,
     z_mode: str = "sample",
     generator: RandomSource = None,
     on_step: Callable[[int, StepOutput], None] | None = None,
@@ -54,7 +55,9 @@ def rollout(
 
     frames[:, 0] is ``first_frame``; frames[:, t] for t >= 1 is predicted from frame t-1 and poses[:, t].
     ``truth`` (B, T, 3, H, W) is needed for ``use_posterior`` and ``teacher_forcing``. ``autocast`` makes
-    the context (e.g. bf16 autocast) each model step runs in; ``on_step`` runs outside it.
+    the context (e.g. bf16 autocast) each model step runs in; ``on_step`` runs outside it. ``noise_scale``
+    scales the prior's noise (default :data:`~posevae.config.DEFAULT_NOISE_SCALE`, 0.5, as at test time); the
+    posterior path does not use it.
     """
     if (use_posterior or teacher_forcing) and truth is None:
         raise ValueError("rollout: use_posterior and teacher_forcing need the true frames (truth=...)")
@@ -85,7 +88,7 @@ def generate(
     first_frame: torch.Tensor,
     poses: torch.Tensor,
     *,
-    noise_scale: float = 0.5,
+    noise_scale: float = DEFAULT_NOISE_SCALE,
     z_mode: str = "sample",
     generator: RandomSource = None,
     autocast: Callable[[], AbstractContextManager] | None = None,

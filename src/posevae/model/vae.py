@@ -15,8 +15,9 @@ What differs from the lab, and why:
 * The lab's generator ends with a 1x1 convolution and a clamp to [0, 1]. At initialisation a colour
   channel can start below 0 everywhere; the clamp then passes no gradient and the channel never recovers
   (measured, LAB4.md "pitfalls"). A sigmoid bounds the output instead.
-* NaN/Inf never leave :meth:`PoseVAE.forward`: outputs are passed through ``nan_to_num`` and clamped, and
-  logvar is clamped to [-10, 10] before the reparameterisation (exp cannot overflow).
+* NaN/Inf never leave :meth:`PoseVAE.forward`: a NaN pixel of the output becomes 0.5 (mid-grey, as the lab's
+  code writes it; +Inf 1, -Inf 0) and the frame is clamped to [0, 1]; logvar is bounded softly to (-10, 10),
+  ``10 tanh(logvar / 10)``, before the reparameterisation (exp cannot overflow; see :func:`_finite_gaussian`).
 * ``variant == "template"`` undoes the three changes above and reproduces the course template exactly, so
   its ``.ckpt`` files load (:mod:`posevae.model.template` says what differs and where it was read).
 * ``downsample > 1`` (the "fast" preset) adds strided convolutions to the encoders and nearest-neighbour
@@ -36,12 +37,13 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from posevae.config import ModelConfig
+from posevae.config import DEFAULT_NOISE_SCALE, ModelConfig
 from posevae.model.layers import DepthConvBlock, ResidualBlock, downsample2x, upsample2x
 from posevae.model.template import TEMPLATE_SLOPE, TemplateBatchNorm2d
 from posevae.model.unet_parts import SkipGenerator, SkipPyramid, WarpBlendHead
 
 LOGVAR_MIN, LOGVAR_MAX = -10.0, 10.0  # symmetric: the soft bound is LOGVAR_MAX * tanh(x / LOGVAR_MAX)
+NAN_PIXEL = 0.5  # what a NaN pixel of a generated frame becomes (the lab's code writes 0.5)
 
 
 RandomSource = torch.Generator | Sequence[torch.Generator] | None  # one generator, or one per batch row
@@ -50,9 +52,9 @@ RandomSource = torch.Generator | Sequence[torch.Generator] | None  # one generat
 class StepOutput(NamedTuple):
     frame: torch.Tensor  # (B, 3, H, W) predicted frame in [0, 1] (variant "template": the raw output)
     mu: torch.Tensor | None  # (B, N_dim, h, w) posterior mean; None when z came from the prior
-    logvar: torch.Tensor | None  # (B, N_dim, h, w) posterior log-variance, clamped to [-10, 10]
+    logvar: torch.Tensor | None  # (B, N_dim, h, w) posterior log-variance, in (-10, 10): 10 tanh(raw / 10)
     prior_mu: torch.Tensor | None = None  # (B, N_dim, h, w) learned prior's mean; None with the fixed prior
-    prior_logvar: torch.Tensor | None = None  # learned prior's log-variance, clamped to [-10, 10]
+    prior_logvar: torch.Tensor | None = None  # learned prior's log-variance, bounded as logvar
 
 
 def standard_normal(shape: tuple[int, ...], like: torch.Tensor, generator: RandomSource = None) -> torch.Tensor:
@@ -256,7 +258,7 @@ class PoseVAE(nn.Module):
         next_pose: torch.Tensor,
         next_frame: torch.Tensor | None = None,
         *,
-        noise_scale: float = 1.0,
+        noise_scale: float = DEFAULT_NOISE_SCALE,
         z_mode: str = "sample",
         generator: RandomSource = None,
     ) -> StepOutput:
@@ -264,7 +266,8 @@ class PoseVAE(nn.Module):
 
         With ``next_frame`` the latent comes from the posterior q(z | next frame, next pose) and mu/logvar
         are returned; without it, from the prior: N(0, noise_scale^2 I) (fixed) or
-        N(mu_p, (noise_scale * sigma_p)^2) (learned). ``z_mode`` "mean" uses the mean (mu, 0 or mu_p)
+        N(mu_p, (noise_scale * sigma_p)^2) (learned); ``noise_scale`` defaults to the test time's
+        :data:`~posevae.config.DEFAULT_NOISE_SCALE` (0.5). ``z_mode`` "mean" uses the mean (mu, 0 or mu_p)
         instead of a sample. A learned prior's mu_p/logvar_p are returned in both cases (training needs
         them for KL(q || p)). The previous frame's features are detached, as in the lab's training step:
         the frame encoder learns through the posterior path, and every time step is a graph of its own (so
@@ -290,7 +293,7 @@ class PoseVAE(nn.Module):
             z = scale * eps if center is None else center + scale * torch.exp(0.5 * scale_logvar) * eps
         fused = self.fusion(prev_feat, pose_feat, z.to(pose_feat.dtype))
         frame = self._generate(fused, prev_frame, next_pose)
-        frame = torch.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0)
+        frame = torch.nan_to_num(frame, nan=NAN_PIXEL, posinf=1.0, neginf=0.0)
         if self._clamp_frame:
             frame = frame.clamp(0.0, 1.0)
         return StepOutput(frame, mu, logvar, prior_mu, prior_logvar)

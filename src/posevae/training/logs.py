@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from types import TracebackType
 from typing import Any
 
@@ -27,7 +28,7 @@ class _NullWriter:
     def close(self) -> None: ...
 
 
-def _open_wandb(run: RunFolder, cfg: RunConfig):
+def _open_wandb(run: RunFolder, cfg: RunConfig) -> Any:
     """Weights & Biases, only when asked (--log_wandb); one W&B run per run folder, resumed with it."""
     try:
         import wandb
@@ -39,10 +40,20 @@ def _open_wandb(run: RunFolder, cfg: RunConfig):
                       config=cfg.to_dict())
 
 
-def _open_tensorboard(run: RunFolder, start_epoch: int):
+_warned_no_tensorboard = False  # the missing-TensorBoard warning is given once per process
+
+
+def _open_tensorboard(run: RunFolder, start_epoch: int) -> Any:
+    """TensorBoard's SummaryWriter for RUN/tb/, or (with a warning, once) a writer that drops everything."""
+    global _warned_no_tensorboard
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is a dependency, but a broken install should not stop training
+    except ImportError as err:  # tensorboard is a dependency, but a broken install should not stop training
+        if not _warned_no_tensorboard:
+            _warned_no_tensorboard = True
+            warnings.warn(f"TensorBoard cannot be imported ({err}): training goes on without {run.tensorboard}; "
+                          "metrics.csv has every value. Reinstall it with `pip install tensorboard`.",
+                          UserWarning, stacklevel=2)
         return _NullWriter()
     return SummaryWriter(str(run.tensorboard), purge_step=start_epoch if start_epoch else None)
 

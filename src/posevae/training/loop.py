@@ -18,6 +18,7 @@ share of the clips, and rank 0 alone validates and writes the run folder; see po
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -116,8 +117,9 @@ class EpochTotals:
         self.kl += stats.kl_per_frame
 
     def row(self) -> dict[str, Any]:
-        """The epoch's metrics.csv columns of training: means per trained batch."""
-        n = max(self.trained, 1)
+        """The epoch's metrics.csv columns of training: means per trained batch, NaN when every batch of the
+        epoch was skipped (there is no mean of nothing, and 0 would read as a perfect loss)."""
+        n = self.trained or math.nan
         return {"loss": self.loss / n, "mse": self.mse / n, "kl": self.kl / n,
                 "teacher_forcing": self.teacher_forced / n, "lr": self.lr, "skipped_steps": self.skipped}
 
@@ -191,12 +193,15 @@ def save_checkpoints(run: RunFolder, cfg: RunConfig, opt: Optimisation, epoch: i
 
 def finish_epoch(run: RunFolder, cfg: RunConfig, opt: Optimisation, data: TrainingData, plan: EpochPlan,
                  totals: EpochTotals, log: EpochLog, best_psnr: float, started: float, device: torch.device,
-                 autocast: Callable[[], AbstractContextManager], progress: bool) -> float:
-    """Rank 0's end of an epoch: validate, log the row, save the checkpoints; returns the best val PSNR."""
+                 progress: bool) -> float:
+    """Rank 0's end of an epoch: validate, log the row, save the checkpoints; returns the best val PSNR.
+
+    Validation runs in fp32 whatever --precision says (that is for the training steps): it picks the best
+    checkpoint, so it scores with the arithmetic of ``posevae test``, which generates in fp32.
+    """
     row: dict[str, Any] = {"epoch": plan.epoch, **totals.row(), "beta": plan.beta, "tfr": plan.tfr}
     val = evaluate_video(opt.model, data.val_video, device=device, beta=plan.beta,
-                         noise_scale=cfg.sample.noise_scale, seed=cfg.sample.sample_seed, kl_norm=cfg.train.kl_norm,
-                         autocast=autocast)
+                         noise_scale=cfg.sample.noise_scale, seed=cfg.sample.sample_seed, kl_norm=cfg.train.kl_norm)
     row.update({k: v for k, v in val.items() if k != "per_frame"})
     row["seconds"] = time.perf_counter() - started
     log.write(row)
@@ -239,7 +244,7 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
                 opt.scheduler.step()
                 if log is not None:  # rank 0 validates and saves; the others wait for it
                     best_psnr = finish_epoch(run, cfg, opt, data, plan, totals, log, best_psnr, started, device,
-                                             autocast, progress)
+                                             progress)
                 distributed.barrier()
         except KeyboardInterrupt:
             raise UserError(f"Interrupted during epoch {epoch + 1}. The last finished epoch is saved in {run.last}; "

@@ -134,9 +134,11 @@ def train_batch(
     """Train on one batch of clips (B, T, 3, H, W) in [0, 1]: forward, backward, clip the gradients, step.
 
     Returns the clip's statistics, or None when the loss or the gradient was not finite (on any rank): the
-    step is then skipped, its gradients discarded, and the optimizer not stepped.
+    step is then skipped, its gradients discarded, the optimizer not stepped, and the BatchNorm running
+    statistics that its forward passes updated put back as they were.
     """
     opt.optimizer.zero_grad(set_to_none=True)
+    batchnorm_stats = _batchnorm_buffers(opt.model)
     stats = train_clip(opt.step_model, frames, poses, beta=beta, teacher_forcing=teacher_forcing,
                        kl_norm=kl_norm, autocast=autocast, gdl_weight=gdl_weight)
     grad_norm = (torch.nn.utils.clip_grad_norm_(opt.step_model.parameters(), grad_clip) if grad_clip > 0
@@ -144,6 +146,19 @@ def train_batch(
     finite = distributed.all_true(stats.finite, device)  # ranks skip a step together
     if not finite or not torch.isfinite(grad_norm):
         opt.optimizer.zero_grad(set_to_none=True)
+        _restore(batchnorm_stats)  # the forward passes of a skipped step leave no trace either
         return None
     opt.optimizer.step()
     return stats
+
+
+def _batchnorm_buffers(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(buffer, a copy of it) for the running statistics of every BatchNorm layer of ``model``."""
+    return [(buffer, buffer.clone()) for module in model.modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) for buffer in module.buffers()]
+
+
+@torch.no_grad()
+def _restore(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    for buffer, copy in saved:
+        buffer.copy_(copy)
