@@ -1,4 +1,5 @@
-"""The demo dataset renderer (posevae.data.demo.dataset): layout, determinism, and that the labels match the images.
+"""The demo dataset renderer (posevae.data.demo.dataset): layout, determinism, and that the labels match the
+images.
 
 Renders are tiny (a few hundred frames at 64x128), so the whole file runs in seconds.
 """

@@ -1,4 +1,4 @@
-"""Test-time generation (posevae.evaluation.predict) and the media writers (posevae.media), on a tiny model and data."""
+"""Test generation (posevae.evaluation) and the media writers (posevae.media), on a tiny model and data."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ import pytest
 import torch
 from PIL import Image
 
-import posevae.evaluation.predict as generate_mod
-from posevae.evaluation.scores import SAMPLE_COLUMNS
-from posevae.evaluation.submission import write_submission
-from posevae.model.checkpoint import Checkpoint, model_from_checkpoint, save_checkpoint
+import posevae.evaluation.predict as predict_module
 from posevae.config import SEED_STRIDE, RunConfig
 from posevae.device import resolve_device
 from posevae.errors import UserError
+from posevae.evaluation.predict import predict_test_split
+from posevae.evaluation.scores import SAMPLE_COLUMNS
+from posevae.evaluation.submission import write_submission
 from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, to_uint8
 from posevae.metrics import psnr, ssim
+from posevae.model.checkpoint import Checkpoint, model_from_checkpoint, save_checkpoint
 from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 
@@ -98,14 +99,14 @@ def _person_psnr_numpy(pred: np.ndarray, truth: np.ndarray, label: np.ndarray) -
 def full_run(setup):
     ckpt, DR, truths, root = setup
     out = root / "out"
-    summary = generate_mod.predict_test_split(ckpt, DR, out, seed=3, device="cpu", progress=False)
+    summary = predict_test_split(ckpt, DR, out, seed=3, device="cpu", progress=False)
     return out, summary
 
 
 def _run(setup, out_name: str, **kw) -> Path:
     ckpt, DR, _, root = setup
     out = root / out_name
-    generate_mod.predict_test_split(ckpt, DR, out, device="cpu", progress=False, write_frames=False, **kw)
+    predict_test_split(ckpt, DR, out, device="cpu", progress=False, write_frames=False, **kw)
     return out
 
 
@@ -188,8 +189,10 @@ def test_scores_have_the_person_metrics_and_skip_empty_labels(setup, full_run):
         name = str(i)
         labels = [np.asarray(Image.open(DR / "test" / "test_label" / name / f"{k}.png")).transpose(2, 0, 1)
                   for k in range(N_FRAMES)]
-        want = np.array([_person_psnr_numpy(rows[i, k], truths[name][k], labels[k]) for k in range(1, N_FRAMES)])
-        got = np.array([[float(r["psnr_pose"]), float(r["psnr_box"])] for r in scores if r["sequence"] == name])
+        want = np.array([_person_psnr_numpy(rows[i, k], truths[name][k], labels[k])
+                         for k in range(1, N_FRAMES)])
+        got = np.array([[float(r["psnr_pose"]), float(r["psnr_box"])]
+                        for r in scores if r["sequence"] == name])
         np.testing.assert_allclose(got, want, atol=1e-4)  # NaN where NaN
         assert np.isnan(want[:, 0]).sum() == (name == EMPTY_LABEL[0])  # the empty label's frame
         entry = summary["sequences"][name]
@@ -197,7 +200,8 @@ def test_scores_have_the_person_metrics_and_skip_empty_labels(setup, full_run):
         assert entry["psnr_box"] == pytest.approx(np.nanmean(want[:, 1]), abs=1e-4)
         assert entry["psnr_pose"] != pytest.approx(entry["psnr"], abs=0.01)  # not the whole frame
     for key in ("psnr_pose", "psnr_box"):
-        assert summary[f"mean_{key}"] == pytest.approx(np.mean([e[key] for e in summary["sequences"].values()]))
+        mean = np.mean([e[key] for e in summary["sequences"].values()])
+        assert summary[f"mean_{key}"] == pytest.approx(mean)
 
 
 def test_same_seed_same_csv_other_seed_other_csv(setup, full_run):
@@ -218,8 +222,8 @@ def test_a_sequence_does_not_depend_on_the_others(setup, full_run, tmp_path):
         for f in (DR / "test" / sub / "0").iterdir():
             f.unlink()
         (DR / "test" / sub / "0").rmdir()
-    generate_mod.predict_test_split(ckpt, DR, tmp_path / "out", seed=3, device="cpu", progress=False,
-                          write_frames=False)
+    predict_test_split(ckpt, DR, tmp_path / "out", seed=3, device="cpu", progress=False,
+                       write_frames=False)
     alone = _read_submission(tmp_path / "out" / "submission.csv")[1][:, 1:]
     full = _read_submission(out / "submission.csv")[1][:, 1:]
     np.testing.assert_array_equal(alone, full[N_FRAMES:])
@@ -235,10 +239,10 @@ def test_without_ground_truth_only_the_predictions_are_written(setup, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "scores.csv").write_text("stale\n")  # of an earlier run with ground truth
-    summary = generate_mod.predict_test_split(ckpt, DR, out, device="cpu", progress=False, write_frames=False)
+    summary = predict_test_split(ckpt, DR, out, device="cpu", progress=False, write_frames=False)
     assert summary["mean_psnr"] is None
-    assert summary["sequences"]["0"] == {"frames": N_FRAMES, "psnr": None, "ssim": None, "baseline_psnr": None,
-                                         "psnr_pose": None, "psnr_box": None}
+    assert summary["sequences"]["0"] == {"frames": N_FRAMES, "psnr": None, "ssim": None,
+                                         "baseline_psnr": None, "psnr_pose": None, "psnr_box": None}
     assert sorted(p.name for p in out.iterdir() if p.suffix != ".mp4") == [  # mp4 if imageio-ffmpeg is here
         "pred_seq0.gif", "pred_seq1.gif", "submission.csv", "summary.json"]
     rows = _read_submission(out / "submission.csv")[1]
@@ -257,15 +261,15 @@ def test_unwritable_out_is_a_user_error(setup, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     with pytest.raises(UserError, match="a_file"):
-        generate_mod.predict_test_split(ckpt, DR, blocker / "out", device="cpu", progress=False)
+        predict_test_split(ckpt, DR, blocker / "out", device="cpu", progress=False)
 
 
 def test_bad_options_are_user_errors(setup, tmp_path):
     ckpt, DR, _, _ = setup
     with pytest.raises(UserError, match="z_mode"):
-        generate_mod.predict_test_split(ckpt, DR, tmp_path / "o", z_mode="median", progress=False)
+        predict_test_split(ckpt, DR, tmp_path / "o", z_mode="median", progress=False)
     with pytest.raises(UserError, match="does not exist"):
-        generate_mod.predict_test_split(tmp_path / "missing.safetensors", DR, tmp_path / "o", progress=False)
+        predict_test_split(tmp_path / "missing.safetensors", DR, tmp_path / "o", progress=False)
 
 
 def test_write_submission_format(tmp_path):
@@ -348,16 +352,16 @@ def test_resolve_device():
 def multi_run(setup):
     ckpt, DR, truths, root = setup
     out = root / "multi"
-    summary = generate_mod.predict_test_split(ckpt, DR, out, seed=3, device="cpu", progress=False, write_frames=False,
-                                    samples=4, noise_scale=1.0)
+    summary = predict_test_split(ckpt, DR, out, seed=3, device="cpu", progress=False,
+                               write_frames=False, samples=4, noise_scale=1.0)
     return out, summary
 
 
 def _sample_rollouts(setup, n: int) -> list[torch.Tensor]:
     """The n rollouts of sequence 0 that --samples n draws, regenerated one by one with their seeds."""
     ckpt, DR, _, _ = setup
-    from posevae.model.checkpoint import load_checkpoint
     from posevae.data.lab import load_test_sequences
+    from posevae.model.checkpoint import load_checkpoint
     from posevae.model.rollout import generate
 
     checkpoint = load_checkpoint(ckpt)
@@ -400,13 +404,14 @@ def test_samples_are_distinct_and_best_of_n_is_at_least_their_mean(setup, multi_
 
 def test_samples_report_the_deterministic_rollout_and_the_posterior_bound(setup, multi_run):
     out, summary = multi_run
-    mean_run = generate_mod.predict_test_split(setup[0], setup[1], setup[3] / "zmean", seed=3, device="cpu", progress=False,
-                                     write_frames=False, z_mode="mean")
+    mean_run = predict_test_split(setup[0], setup[1], setup[3] / "zmean", seed=3, device="cpu",
+                                progress=False, write_frames=False, z_mode="mean")
     multi = summary["multi_sample"]
     for name in ("0", "1"):
         assert multi["sequences"][name]["deterministic"]["psnr"] == pytest.approx(
             mean_run["sequences"][name]["psnr"], abs=1e-5)
-        assert multi["sequences"][name]["posterior"]["psnr"] != multi["sequences"][name]["deterministic"]["psnr"]
+        sequence = multi["sequences"][name]
+        assert sequence["posterior"]["psnr"] != sequence["deterministic"]["psnr"]
     for kind in ("mean_of_n", "best_of_n", "deterministic", "posterior"):
         for metric in ("psnr", "psnr_pose", "psnr_box"):
             assert multi["mean"][kind][metric] == pytest.approx(
@@ -423,17 +428,18 @@ def test_samples_report_the_deterministic_rollout_and_the_posterior_bound(setup,
     assert math.isnan(seq1["psnr_pose_mean_of_n"][EMPTY_LABEL[1] - 1])  # frame 2's label is empty
     assert np.nanmean(seq1["psnr_pose_best_of_n"]) == pytest.approx(
         multi["sequences"]["1"]["best_of_n"]["psnr_pose"], abs=1e-5)
-    with Image.open(out / "samples_seq0.gif") as im:  # truth | 4 samples, upscaled less than 8x to stay narrow
+    # truth | 4 samples, upscaled less than 8x to stay narrow
+    with Image.open(out / "samples_seq0.gif") as im:
         width = 5 * W + 4 * 2
-        scale = min(8, generate_mod.SAMPLES_GIF_WIDTH // width)
+        scale = min(8, predict_module.SAMPLES_GIF_WIDTH // width)
         assert scale < 8 and im.size == (width * scale, H * scale) and im.n_frames == N_FRAMES
 
 
 def test_samples_need_sampling(setup, tmp_path):
     ckpt, DR, _, _ = setup
     with pytest.raises(UserError, match="--z_mode sample"):
-        generate_mod.predict_test_split(ckpt, DR, tmp_path / "o", samples=3, z_mode="mean", progress=False)
+        predict_test_split(ckpt, DR, tmp_path / "o", samples=3, z_mode="mean", progress=False)
     with pytest.raises(UserError, match="--samples must be >= 1"):
-        generate_mod.predict_test_split(ckpt, DR, tmp_path / "o", samples=0, progress=False)
+        predict_test_split(ckpt, DR, tmp_path / "o", samples=0, progress=False)
     assert not (tmp_path / "o").exists()
     # without ground truth the samples are drawn but not scored: tests/test_no_ground_truth.py

@@ -23,9 +23,9 @@ from posevae.cli.main import main
 from posevae.config import ModelConfig, RunConfig
 from posevae.errors import UserError
 from posevae.model.checkpoint import model_from_checkpoint
-from posevae.model.vae import PoseVAE
 from posevae.model.rollout import generate
 from posevae.model.template_ckpt import load_template_ckpt
+from posevae.model.vae import PoseVAE
 from tests.synthetic import make_lab_dataset
 
 H, W = 32, 64  # the template's frame size

@@ -10,9 +10,9 @@ import torch
 
 import posevae.training.loop as train_module
 import posevae.training.step as step_module
-from posevae.model.checkpoint import load_checkpoint
 from posevae.config import DataConfig, RunConfig, TrainConfig
 from posevae.errors import UserError
+from posevae.model.checkpoint import load_checkpoint
 from posevae.run_folder import METRIC_COLUMNS
 from posevae.training.loop import train
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
@@ -25,10 +25,11 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def tiny_run(dataset: Path, save_root: Path, **train_overrides) -> RunConfig:
-    train_cfg = dict(save_root=str(save_root), batch_size=2, num_epoch=3, kl_anneal_cycle=1, per_save=2,
-                     precision="fp32", seed=3)
+    train_cfg = {"save_root": str(save_root), "batch_size": 2, "num_epoch": 3, "kl_anneal_cycle": 1,
+                 "per_save": 2, "precision": "fp32", "seed": 3}
     train_cfg.update(train_overrides)
-    return RunConfig(model=tiny_model_config(), data=DataConfig(DR=str(dataset), train_vi_len=6, val_vi_len=10),
+    data = DataConfig(DR=str(dataset), train_vi_len=6, val_vi_len=10)
+    return RunConfig(model=tiny_model_config(), data=data,
                      train=TrainConfig(**train_cfg))
 
 
@@ -44,11 +45,13 @@ def test_train_writes_metrics_checkpoints_and_tensorboard(dataset, tmp_path):
     metrics = rows(run)
     assert [int(r["epoch"]) for r in metrics] == [0, 1, 2]
     for r in metrics:
-        for key in ("loss", "mse", "kl", "beta", "tfr", "lr", "val_psnr", "val_mse", "val_kl", "val_loss", "seconds",
+        for key in ("loss", "mse", "kl", "beta", "tfr", "lr", "val_psnr", "val_mse", "val_kl", "val_loss",
+                    "seconds",
                     "val_psnr_pose", "val_psnr_box"):
             assert r[key] != "" and float(r[key]) == float(r[key])  # present and not NaN
     assert float(metrics[-1]["lr"]) < float(metrics[0]["lr"])  # cosine annealing
-    assert [float(r["beta"]) for r in metrics] == [0.0, 0.666667, 1.0]  # Cyclical, 1 cycle of 3 epochs, ratio 0.5
+    # Cyclical, 1 cycle of 3 epochs, ratio 0.5
+    assert [float(r["beta"]) for r in metrics] == [0.0, 0.666667, 1.0]
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.safetensors", "best.safetensors",
                                                                  "epoch_2.safetensors"}
     assert list((run / "tb").glob("events.out.tfevents.*"))
@@ -142,7 +145,8 @@ def poison_from_epoch(monkeypatch, first_bad_epoch: int) -> None:
                         lambda p, t: real_mse(p, t) * (float("nan") if state["bad"] else 1.0))
 
 
-def test_non_finite_losses_stop_the_run_and_the_last_good_checkpoint_is_intact(dataset, tmp_path, monkeypatch):
+def test_non_finite_losses_stop_the_run_and_the_last_good_checkpoint_is_intact(dataset, tmp_path,
+                                                                                monkeypatch):
     poison_from_epoch(monkeypatch, 1)
     checkpoints = tmp_path / "run" / "checkpoints"
     with pytest.raises(train_module.TrainingDiverged, match="3 non-finite losses in a row in epoch 2"):
@@ -154,7 +158,8 @@ def test_non_finite_losses_stop_the_run_and_the_last_good_checkpoint_is_intact(d
 
 def test_divergence_in_the_first_epoch_does_not_claim_a_checkpoint(dataset, tmp_path, monkeypatch):
     poison_from_epoch(monkeypatch, 0)
-    with pytest.raises(train_module.TrainingDiverged, match="No epoch finished, so no checkpoint was written"):
+    with pytest.raises(train_module.TrainingDiverged,
+                       match="No epoch finished, so no checkpoint was written"):
         train(tiny_run(dataset, tmp_path / "run", max_bad_steps=2), progress=False)
     assert not (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
 
@@ -175,7 +180,8 @@ def test_non_finite_steps_are_skipped_and_counted(dataset, tmp_path, monkeypatch
 def test_fast_train_uses_a_fraction_of_the_clips_first(dataset, tmp_path, monkeypatch):
     seen = []
     real_loader = train_module.DataLoader
-    monkeypatch.setattr(train_module, "DataLoader", lambda ds, **kw: seen.append(len(ds)) or real_loader(ds, **kw))
+    monkeypatch.setattr(train_module, "DataLoader",
+                        lambda ds, **kw: seen.append(len(ds)) or real_loader(ds, **kw))
     cfg = tiny_run(dataset, tmp_path / "run", num_epoch=2)
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, fast_train=True, fast_partial=0.5,
                                                             fast_train_epoch=1))
@@ -224,7 +230,8 @@ def test_compile_trains_the_compiled_model_and_saves_plain_weights(dataset, tmp_
         for key in ("loss", "mse", "kl", "val_psnr"):
             assert float(row_a[key]) == pytest.approx(float(row_b[key]), rel=1e-4), key
     state = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "last.safetensors").model_state
-    assert state.keys() == load_checkpoint(tmp_path / "eager" / "checkpoints" / "last.safetensors").model_state.keys()
+    eager = load_checkpoint(tmp_path / "eager" / "checkpoints" / "last.safetensors")
+    assert state.keys() == eager.model_state.keys()
 
 
 def test_an_epoch_whose_every_step_was_skipped_logs_nan_losses(dataset, tmp_path, monkeypatch):
@@ -265,8 +272,8 @@ def test_validation_runs_in_fp32_whatever_the_training_precision(dataset, tmp_pa
     model = PoseVAE(cfg.model).to(memory_format=torch.channels_last)
     model.load_state_dict(last.model_state)
     video = load_val_video(cfg.data.DR, cfg.model.frame_H, cfg.model.frame_W, cfg.data.val_vi_len)
-    fp32 = evaluate_video(model, video, device=torch.device("cpu"), beta=1.0, noise_scale=cfg.sample.noise_scale,
-                          seed=cfg.sample.sample_seed)
+    fp32 = evaluate_video(model, video, device=torch.device("cpu"), beta=1.0,
+                          noise_scale=cfg.sample.noise_scale, seed=cfg.sample.sample_seed)
     assert float(rows(tmp_path / "run")[-1]["val_psnr"]) == pytest.approx(fp32["val_psnr"], rel=1e-5)
 
 

@@ -3,8 +3,8 @@
 import torch
 
 from posevae.losses import kl_to_standard_normal, reconstruction_mse
-from posevae.model.vae import PoseVAE
 from posevae.model.rollout import rollout
+from posevae.model.vae import PoseVAE
 from posevae.training.step import train_clip
 from tests.conftest import tiny_model_config
 
@@ -26,7 +26,8 @@ def clip_loss_single_backward(model, frames, poses, beta, teacher_forcing):
     losses = []
 
     def on_step(t, out):
-        losses.append(reconstruction_mse(out.frame, frames[:, t]) + beta * kl_to_standard_normal(out.mu, out.logvar))
+        kl = kl_to_standard_normal(out.mu, out.logvar)
+        losses.append(reconstruction_mse(out.frame, frames[:, t]) + beta * kl)
 
     rollout(model, frames[:, 0], poses, truth=frames, use_posterior=True, teacher_forcing=teacher_forcing,
             on_step=on_step)
@@ -68,7 +69,8 @@ def test_tiny_model_overfits_one_clip():
 
 
 def _count_host_syncs(monkeypatch) -> list[str]:
-    """Record every tensor -> Python conversion (item, bool, float, tolist): each is a host-device sync on a GPU."""
+    """Record every tensor -> Python conversion (item, bool, float, tolist): each is a host-device sync on a
+    GPU."""
     calls: list[str] = []
     for name in ("item", "__bool__", "__float__", "tolist"):
         real = getattr(torch.Tensor, name)

@@ -1,4 +1,5 @@
-"""Motion transfer (posevae.evaluation.transfer, posevae.cli.evaluation) and the demo pose renderer (data.demo.poses)."""
+"""Motion transfer (posevae.evaluation.transfer, posevae.cli.evaluation) and the demo pose renderer
+(data.demo.poses)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from posevae.model.checkpoint import Checkpoint, save_checkpoint
 from posevae.cli.data import add_data_poses_command
 from posevae.cli.evaluation import add_transfer_command
 from posevae.config import RunConfig
 from posevae.errors import UserError
-from posevae.model.vae import PoseVAE
 from posevae.evaluation.transfer import transfer
+from posevae.model.checkpoint import Checkpoint, save_checkpoint
+from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 
 H, W, K = 16, 32, 5

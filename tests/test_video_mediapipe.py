@@ -13,9 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("mediapipe", reason='needs the video extra: pip install -e ".[video]"')
-cv2 = pytest.importorskip("cv2", reason="OpenCV comes with mediapipe")
-
 from posevae.cli.main import main
 from posevae.data.lab import load_test_sequences, load_val_video, load_video
 from posevae.data.skeleton import JOINT_INDEX
@@ -23,6 +20,9 @@ from posevae.data.video import VideoOptions, from_video
 from posevae.data.video.drive import is_person_video
 from posevae.data.video.estimate import Landmarks, PoseEstimator, map_landmarks
 from posevae.errors import UserError
+
+pytest.importorskip("mediapipe", reason='needs the video extra: pip install -e ".[video]"')
+cv2 = pytest.importorskip("cv2", reason="OpenCV comes with mediapipe")
 
 
 def carphone() -> Path:
@@ -207,10 +207,10 @@ def test_a_demo_video_runs_end_to_end(demo_video, tmp_path, capsys, monkeypatch)
 
 
 def test_transfer_normalises_the_video_to_the_first_frames_person(tmp_path, monkeypatch):
-    from posevae.model.checkpoint import Checkpoint, save_checkpoint
     from posevae.config import RunConfig
-    from posevae.model.vae import PoseVAE
     from posevae.evaluation.transfer import transfer
+    from posevae.model.checkpoint import Checkpoint, save_checkpoint
+    from posevae.model.vae import PoseVAE
     from tests.conftest import tiny_model_config
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -53,7 +53,8 @@ def autocast_for(device: torch.device, precision: str) -> AbstractContextManager
 
 
 def fast_bf16_available(device: torch.device) -> bool:
-    """Whether bf16 runs fast here: a CUDA GPU with bf16, or a CPU with AMX (``amx_bf16`` in /proc/cpuinfo)."""
+    """Whether bf16 runs fast here: a CUDA GPU with bf16, or a CPU with AMX (``amx_bf16`` in
+    /proc/cpuinfo)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:

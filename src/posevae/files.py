@@ -14,7 +14,7 @@ from pathlib import Path
 from posevae.errors import UserError
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` for a temporary file beside ``path``, fsync it, then rename it onto ``path``.
 
     A crash at any moment leaves either the old file or the new one, never a half-written file.

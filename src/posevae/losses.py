@@ -58,8 +58,13 @@ def kl_between_gaussians(
 
 
 def step_kl(out: StepOutput, norm: KLNorm = "elements") -> torch.Tensor:
-    """The KL term of one model step: to the learned prior when the model has one, else to N(0, I)."""
-    if out.prior_mu is None:
+    """The KL term of one model step: to the learned prior when the model has one, else to N(0, I).
+
+    ``out`` must come from the posterior (a step given the next frame), which returns mu and logvar.
+    """
+    if out.mu is None or out.logvar is None:
+        raise ValueError("step_kl needs a step from the posterior (next_frame given): mu and logvar are None")
+    if out.prior_mu is None or out.prior_logvar is None:
         return kl_to_standard_normal(out.mu, out.logvar, norm)
     return kl_between_gaussians(out.mu, out.logvar, out.prior_mu, out.prior_logvar, norm)
 
@@ -70,7 +75,8 @@ def reconstruction_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 def gradient_difference_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """GDL of (..., H, W) images (module doc): the mean over vertical plus the mean over horizontal neighbours."""
+    """GDL of (..., H, W) images (module doc): the mean over vertical plus the mean over horizontal
+    neighbours."""
     pred, target = pred.float(), target.float()
 
     def edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # |d/dy|, |d/dx|

@@ -70,7 +70,8 @@ def tile(videos: list[torch.Tensor], gap: int = 2, gap_value: int = 255) -> torc
     for v in videos:
         _check_frames(v)
         if v.shape[:3] != videos[0].shape[:3]:
-            raise ValueError(f"tile needs equal frame counts and heights, got {[tuple(v.shape) for v in videos]}")
+            raise ValueError("tile needs equal frame counts and heights, got "
+                             f"{[tuple(v.shape) for v in videos]}")
     t, c, h, _ = videos[0].shape
     bar = torch.full((t, c, h, gap), gap_value, dtype=torch.uint8, device=videos[0].device)
     parts = [videos[0]]

@@ -2,7 +2,8 @@
 
     RUN/config.json                  the run's config (RunConfig.to_dict), written when training starts
     RUN/metrics.csv                  one row per finished epoch, METRIC_COLUMNS
-    RUN/val_psnr_per_frame.csv       per-frame validation PSNR (whole frame, pose region, person box) at the best epoch
+    RUN/val_psnr_per_frame.csv       per-frame validation PSNR (whole frame, pose region, person box) at the
+    best epoch
     RUN/checkpoints/                 last.safetensors, best.safetensors, epoch_N.safetensors
     RUN/tb/                          TensorBoard
 """
@@ -61,6 +62,6 @@ class RunFolder:
 def per_frame_csv(per_frame: dict[str, list[float]]) -> str:
     """val_psnr_per_frame.csv: frame (1..N-1), then one column per metric ("nan" for an empty label)."""
     columns = list(per_frame)
-    rows = zip(*(per_frame[c] for c in columns))
+    rows = zip(*(per_frame[c] for c in columns), strict=True)
     return ",".join(["frame", *columns]) + "\n" + "".join(
         f"{i + 1}," + ",".join(f"{v:.6f}" for v in values) + "\n" for i, values in enumerate(rows))

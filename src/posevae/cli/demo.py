@@ -17,7 +17,8 @@ def _demo(args: argparse.Namespace) -> None:
 
 def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``demo`` to the ``posevae`` subcommands."""
-    p = subparsers.add_parser("demo", help="the main job: render the demo data, train a fast model, test, report")
+    p = subparsers.add_parser("demo", help="the main job: render the demo data, train a fast model, test, "
+                                           "report")
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     p.add_argument("--data", default="data/demo", help="demo dataset folder, rendered if missing")
     p.add_argument("--epochs", type=int, default=None,

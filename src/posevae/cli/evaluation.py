@@ -33,15 +33,17 @@ def _test(args: argparse.Namespace) -> None:
               f"{summary['scores_skipped']} (the course hands out no test ground truth; submission.csv is "
               "scored on its leaderboard).")
     if summary["mean_psnr"] is not None:
-        print(f"Test PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} (repeat-the-first-frame "
-              f"baseline {summary['mean_baseline_psnr']:.2f} dB); per frame in {args.out}/scores.csv.")
+        print(f"Test PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} "
+              f"(repeat-the-first-frame baseline {summary['mean_baseline_psnr']:.2f} dB); per frame in "
+              f"{args.out}/scores.csv.")
         print(f"Over the person: pose-region PSNR {_db(summary['mean_psnr_pose'])}, person-box PSNR "
               f"{_db(summary['mean_psnr_box'])}.")
     multi = summary.get("multi_sample")
     if multi and multi["mean"]:
         print(f"{multi['samples']} samples per sequence (per frame in {args.out}/samples.csv):")
         for kind, label in (("mean_of_n", "mean of N"), ("best_of_n", "best of N (by SSIM)"),
-                            ("deterministic", "deterministic (prior mean)"), ("posterior", "posterior bound")):
+                            ("deterministic", "deterministic (prior mean)"),
+                            ("posterior", "posterior bound")):
             m = multi["mean"][kind]
             print(f"  {label:<28} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}  "
                   f"pose {_db(m['psnr_pose'])}  box {_db(m['psnr_box'])}")
@@ -51,7 +53,8 @@ def _test(args: argparse.Namespace) -> None:
 
 def add_test_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``test`` to the ``posevae`` subcommands."""
-    p = subparsers.add_parser("test", help="generate the test sequences from a checkpoint; write frames, GIFs, CSV")
+    p = subparsers.add_parser("test", help="generate the test sequences from a checkpoint; write frames, "
+                                           "GIFs, CSV")
     p.add_argument("--ckpt", "--ckpt_path", required=True,
                    help="checkpoint (.safetensors), run folder, or a course-template .ckpt")
     p.add_argument("--DR", required=True, help="dataset root in the lab layout")
@@ -65,7 +68,8 @@ def add_test_command(subparsers: argparse._SubParsersAction) -> None:
                    help="generate only the first N frames of each sequence (default: all its poses)")
     p.add_argument("--samples", type=int, default=None, metavar="N",
                    help="also draw N samples per sequence and score mean-of-N, best-of-N (by SSIM), the "
-                        "deterministic rollout and the posterior bound (samples.csv) where there is ground truth")
+                        "deterministic rollout and the posterior bound (samples.csv) where there is ground "
+                        "truth")
     p.add_argument("--allow_unequal_lengths", "--allow-unequal-lengths", action="store_true",
                    help="write submission.csv even when the test sequences differ in length (its ids then "
                         "shift after the odd sequence; the course expects 630 frames each)")

@@ -25,7 +25,8 @@ from posevae.config import (
     fit_kl_cycles_to_run,
 )
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "sample": SampleConfig}
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
+                             "sample": SampleConfig}
 
 # old option names, still accepted: {field: (old name, ...)}
 ALIASES: dict[str, tuple[str, ...]] = {"prev_frame_skip": ("frame_skip",)}
@@ -34,8 +35,10 @@ HELP = {
     "DR": "dataset root in the lab layout (LAB4_Dataset)",
     "save_root": "run folder (metrics.csv, checkpoints/, tb/)",
     "downsample": "latent = frame / downsample (1 = the lab's model)",
-    "prev_frame_skip": "skip connection: the previous frame's pixels join the generator's last stage (also --frame_skip)",
-    "skips": "U-Net skips: light encoders of the previous frame and next pose feed the generator at every scale",
+    "prev_frame_skip": "skip connection: the previous frame's pixels join the generator's last stage (also "
+                       "--frame_skip)",
+    "skips": "U-Net skips: light encoders of the previous frame and next pose feed the generator at every "
+             "scale",
     "skip_width": "channels of the skip encoders at full resolution (doubled at each halving)",
     "warp": "blend the output with the previous frame warped by a predicted full-resolution flow",
     "gdl_weight": "weight of the gradient-difference (edge) loss beside the MSE (0 = off, the lab's loss)",
@@ -54,11 +57,14 @@ HELP = {
     "max_bad_steps": "stop after this many non-finite losses in a row",
     "device": "auto (CUDA when present), cpu, cuda, cuda:N",
     "precision": "auto = bf16 autocast on CUDA and on CPUs with AMX, else fp32",
-    "noise_scale": "test-time latent noise: z ~ N(0, s^2 I), or N(mu_p, (s sigma_p)^2) with the learned prior",
+    "noise_scale": "test-time latent noise: z ~ N(0, s^2 I), or N(mu_p, (s sigma_p)^2) with the learned "
+                   "prior",
     "prior": "N(0, I) as in the lab (fixed), or p(z | previous frame, pose) learned as in SVG-LP",
-    "variant": "posevae (the lab model, fixed) or template (the course template's model exactly, quirks kept)",
+    "variant": "posevae (the lab model, fixed) or template (the course template's model exactly, quirks "
+               "kept)",
     "log_wandb": "also log to Weights & Biases (needs `pip install wandb`)",
-    "compile": "torch.compile the model for training (pays off on GPUs; slower than eager on the CPUs measured)",
+    "compile": "torch.compile the model for training (pays off on GPUs; slower than eager on the CPUs "
+               "measured)",
 }
 
 
@@ -85,7 +91,9 @@ def add_config_options(parser: argparse.ArgumentParser, sections: Sequence[str])
         for f in dataclasses.fields(cls):
             flags = [spelling for name in (f.name, *ALIASES.get(f.name, ()))
                      for spelling in dict.fromkeys((f"--{name}", f"--{name.replace('_', '-')}"))]
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            default = f.default
+            if f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
             help_text = HELP.get(f.name, "")
             group.add_argument(*flags, dest=f"{section}.{f.name}", default=argparse.SUPPRESS,
                                help=f"{help_text} (default: {default})".strip(), **_option_type(f, hints))

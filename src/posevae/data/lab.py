@@ -35,8 +35,9 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -119,7 +120,7 @@ def _order_numerically(folder: Path, names: list[str], what: str) -> list[str]:
             "remove them."
         )
     indexed.sort()
-    for (i, a), (j, b) in zip(indexed, indexed[1:]):
+    for (i, a), (j, b) in pairwise(indexed):
         if i == j:
             raise UserError(
                 f"{folder / a} and {folder / b} both have number {i}, so their order is ambiguous: "
@@ -203,7 +204,7 @@ def to_rgb_array(im: Image.Image, frame_H: int, frame_W: int) -> np.ndarray:
     else:
         rgb = im.convert("RGB") if im.mode != "RGB" else im
     if rgb.size != (frame_W, frame_H):
-        rgb = rgb.resize((frame_W, frame_H), Image.BILINEAR)
+        rgb = rgb.resize((frame_W, frame_H), Image.Resampling.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
 
 
@@ -269,22 +270,23 @@ def decode_images(
               leave=False) as bar:
         if workers == 1:
             results = map(work, chunks)
-            for (lo, hi), c in zip(chunks, results):
+            for (lo, hi), c in zip(chunks, results, strict=True):
                 converted += c
                 bar.update(hi - lo)
         else:
             pool = ThreadPoolExecutor(workers)
             try:
                 # map yields in order, so the first broken file (in file order) is the one reported
-                for (lo, hi), c in zip(chunks, pool.map(work, chunks)):
+                for (lo, hi), c in zip(chunks, pool.map(work, chunks), strict=True):
                     converted += c
                     bar.update(hi - lo)
             finally:  # on an error, do not decode the rest of the split before reporting it
                 pool.shutdown(wait=True, cancel_futures=True)
     log.info("%s: decoded %d images in %.1f s", desc, n, time.perf_counter() - t0)
 
-    first = sizes[0]
-    for p, s in zip(paths, sizes):
+    decoded = cast(list[tuple[int, int]], sizes)  # every slot is filled by now
+    first = decoded[0]
+    for p, s in zip(paths, decoded, strict=True):
         if s != first:
             raise UserError(
                 f"Images of different sizes in one split (or test sequence): {paths[0]} is "
@@ -488,7 +490,8 @@ def load_test_sequences(
 
 @dataclass
 class _TestFolders:
-    """The sequence folders of DR/test by name: first frames, pose images and (where there are) true frames."""
+    """The sequence folders of DR/test by name: first frames, pose images and (where there are any) true
+    frames."""
 
     images: dict[str, Path]
     labels: dict[str, Path]
@@ -503,7 +506,8 @@ def _test_folders(DR: Path) -> _TestFolders:
                    (lbl_root, "one folder per test sequence with its pose images")])
     img_dirs, lbl_dirs = _list_subdirs(img_root), _list_subdirs(lbl_root)
     if not lbl_dirs and not img_dirs:
-        raise UserError(f"The test split is empty: no sequence folders in {img_root} or {lbl_root}. {LAYOUT_HINT}")
+        raise UserError(f"The test split is empty: no sequence folders in {img_root} or {lbl_root}. "
+                        f"{LAYOUT_HINT}")
     no_first = [n for n in lbl_dirs if n not in img_dirs]
     if no_first:
         raise UserError(
@@ -583,7 +587,7 @@ def _load_sequence(DR: Path, name: str, lbl_dir: Path, files: _SequenceFiles, fr
         decoded.images += len(listed)
         return arr
 
-    arr = torch.from_numpy(cached_array(cache, f"test_{name}", DR, [p.source for p in listed], frame_H, frame_W,
-                                        (1 + n + m, 3, frame_H, frame_W), build))
-    return TestSequence(name=name, first_frame=arr[0], labels=arr[1 : 1 + n], truth=arr[1 + n :] if m else None,
-                        label_dir=lbl_dir)
+    arr = torch.from_numpy(cached_array(cache, f"test_{name}", DR, [p.source for p in listed], frame_H,
+                                        frame_W, (1 + n + m, 3, frame_H, frame_W), build))
+    return TestSequence(name=name, first_frame=arr[0], labels=arr[1 : 1 + n],
+                        truth=arr[1 + n :] if m else None, label_dir=lbl_dir)

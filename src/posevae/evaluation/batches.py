@@ -18,7 +18,6 @@ from posevae.media import to_uint8
 from posevae.model.rollout import generate, reconstruct, to_unit_float
 from posevae.model.vae import PoseVAE
 
-
 MAX_BATCH_ROWS = 16  # rollouts generated together (sequences x samples); bounds the memory of the frames
 
 
@@ -42,9 +41,14 @@ class RolloutJob:
     truth: torch.Tensor | None  # (N, 3, H, W) uint8
     seed: int
 
+    def true_frames(self) -> torch.Tensor:
+        if self.truth is None:
+            raise ValueError("the posterior bound of a rollout needs its true frames")
+        return self.truth
 
-def roll_out_jobs(model: PoseVAE, jobs: list[RolloutJob], *, device: torch.device, noise_scale: float, z_mode: str,
-              posterior: bool = False, bar: tqdm | None = None) -> list[torch.Tensor]:
+
+def roll_out_jobs(model: PoseVAE, jobs: list[RolloutJob], *, device: torch.device, noise_scale: float,
+                  z_mode: str, posterior: bool = False, bar: tqdm | None = None) -> list[torch.Tensor]:
     """Every job's frames, uint8 (N, 3, H, W) on the CPU; jobs of equal length run together in batches.
 
     Each batch row draws its latents from its own generator (seeded by its job), so a job's frames are the
@@ -60,9 +64,10 @@ def roll_out_jobs(model: PoseVAE, jobs: list[RolloutJob], *, device: torch.devic
             part = indices[start:start + MAX_BATCH_ROWS]
             first = to_unit_float(torch.stack([jobs[i].first for i in part]), device)
             poses = to_unit_float(torch.stack([jobs[i].poses for i in part]), device)
-            on_step = (lambda t, out, n=len(part): bar.update(n)) if bar is not None else None
+            rows = len(part)
+            on_step = (lambda t, out, rows=rows: bar.update(rows)) if bar is not None else None
             if posterior:
-                truth = to_unit_float(torch.stack([jobs[i].truth for i in part]), device)
+                truth = to_unit_float(torch.stack([jobs[i].true_frames() for i in part]), device)
                 frames = reconstruct(model, first, poses, truth, on_step=on_step)
             else:
                 gens = [torch.Generator(device=device).manual_seed(jobs[i].seed) for i in part]
@@ -89,9 +94,13 @@ class Rollouts:
         return self.samples[position * self.n_samples:(position + 1) * self.n_samples]
 
 
-def generate_rollouts(model: PoseVAE, sequences: list[TestSequence], *, seed: int, n_samples: int, multi: bool,
-                  device: torch.device, noise: float, z_mode: str, progress: bool) -> Rollouts:
-    jobs = [RolloutJob(seq.first_frame, seq.labels, seq.truth, sequence_seed(seed, seq.name, pos) + k * SEED_STRIDE)
+def generate_rollouts(model: PoseVAE, sequences: list[TestSequence], *, seed: int, n_samples: int,
+                      multi: bool, device: torch.device, noise: float, z_mode: str,
+                      progress: bool) -> Rollouts:
+    """The rollouts of every sequence: ``n_samples`` each, and with ``multi`` (``--samples``) also the
+    deterministic one (z = the prior's mean) and, where there is ground truth, the posterior bound."""
+    jobs = [RolloutJob(seq.first_frame, seq.labels, seq.truth,
+                       sequence_seed(seed, seq.name, pos) + k * SEED_STRIDE)
             for pos, seq in enumerate(sequences) for k in range(n_samples)]
     once = jobs[::n_samples]
     with_truth = [i for i, job in enumerate(once) if job.truth is not None] if multi else []
@@ -99,11 +108,12 @@ def generate_rollouts(model: PoseVAE, sequences: list[TestSequence], *, seed: in
     if multi:
         steps += sum(j.poses.shape[0] - 1 for j in once) + sum(once[i].poses.shape[0] - 1 for i in with_truth)
     with tqdm(total=steps, desc="generating", unit="frame", disable=not progress) as bar:
-        rollouts = Rollouts(roll_out_jobs(model, jobs, device=device, noise_scale=noise, z_mode=z_mode, bar=bar),
-                             n_samples)
+        rollouts = Rollouts(roll_out_jobs(model, jobs, device=device, noise_scale=noise, z_mode=z_mode,
+                                          bar=bar), n_samples)
         if multi:
-            rollouts.deterministic = roll_out_jobs(model, once, device=device, noise_scale=noise, z_mode="mean", bar=bar)
+            rollouts.deterministic = roll_out_jobs(model, once, device=device, noise_scale=noise,
+                                                   z_mode="mean", bar=bar)
             bounds = roll_out_jobs(model, [once[i] for i in with_truth], device=device, noise_scale=noise,
-                               z_mode="mean", posterior=True, bar=bar)
-            rollouts.posterior = dict(zip(with_truth, bounds))
+                                   z_mode="mean", posterior=True, bar=bar)
+            rollouts.posterior = dict(zip(with_truth, bounds, strict=True))
     return rollouts

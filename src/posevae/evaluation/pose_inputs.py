@@ -1,4 +1,5 @@
-"""The inputs of a transfer: the first frame, and the pose images from a folder, a GIF, a video of drawn poses,
+"""The inputs of a transfer: the first frame, and the pose images from a folder, a GIF, a video of drawn
+poses,
 or a video of a person (:mod:`posevae.evaluation.transfer` lists the rules)."""
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from tqdm.auto import tqdm
 
 from posevae.data.lab import decode_image, decode_images, list_pngs, to_rgb_array, warn_converted
 from posevae.errors import UserError
-
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 
@@ -67,7 +67,7 @@ def _read_pose_folder(
 
 
 def _read_gif(path: Path, frame_H: int, frame_W: int, limit: int | None) -> tuple[np.ndarray, int]:
-    frames = []
+    frames: list[np.ndarray] = []
     try:
         with Image.open(path) as im:
             if im.format != "GIF":
@@ -93,7 +93,7 @@ def _read_video(
     except ImportError:
         raise UserError(f"Reading the pose video {path} needs imageio-ffmpeg: `pip install imageio-ffmpeg` "
                         f"(or posevae[mp4]), or pass {FOLDER_HINT} or a GIF as --poses.") from None
-    frames = []
+    frames: list[np.ndarray] = []
     more = False  # whether the video has frames beyond ``limit`` (not decoded)
     reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
     try:
@@ -150,9 +150,11 @@ class PoseSource:
     """The pose images that drive a transfer, and where they came from."""
 
     labels: torch.Tensor  # (n, 3, H, W) uint8, n = min(limit, available)
-    available: int  # poses the source has (for a video read with a limit: more than the limit when it has more)
+    # poses the source has (for a video read with a limit: more than the limit when it has more)
+    available: int
     kind: str  # "folder", "gif", "video" or "person video"
-    driven: Any = None  # a person video's posevae.data.video.drive.DrivenPoses (source frames, extraction info)
+    # a person video's posevae.data.video.drive.DrivenPoses (source frames, extraction info)
+    driven: Any = None
 
 
 def read_pose_source(
@@ -176,8 +178,9 @@ def read_pose_source(
 def check_pose_count(source: PoseSource, poses: str | Path, num_frames: int | None) -> None:
     """UserError when the source has fewer than 2 poses, or fewer than ``num_frames``."""
     if source.available < 2:
-        raise UserError(f"--poses {poses} holds {source.available} pose image(s); a transfer needs at least 2 "
-                        "(pose 0 belongs to the first frame, frames 1.. follow poses 1..): add pose images.")
+        raise UserError(f"--poses {poses} holds {source.available} pose image(s); a transfer needs at least "
+                        "2 (pose 0 belongs to the first frame, frames 1.. follow poses 1..): add pose "
+                        "images.")
     if num_frames is not None and source.available < num_frames:
-        raise UserError(f"--num_frames {num_frames} asks for more frames than the {source.available} poses in "
-                        f"{poses}: lower --num_frames to at most {source.available} or add pose images.")
+        raise UserError(f"--num_frames {num_frames} asks for more frames than the {source.available} poses "
+                        f"in {poses}: lower --num_frames to at most {source.available} or add pose images.")

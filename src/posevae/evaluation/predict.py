@@ -86,8 +86,8 @@ def _first_frames(sequences: list[TestSequence], num_frames: int) -> list[TestSe
     short = [s for s in sequences if s.labels.shape[0] < num_frames]
     if short:
         s = short[0]
-        raise UserError(f"Test sequence {s.name} has {s.labels.shape[0]} poses in {s.label_dir}, but --num_frames "
-                        f"asks for {num_frames}: lower --num_frames to at most "
+        raise UserError(f"Test sequence {s.name} has {s.labels.shape[0]} poses in {s.label_dir}, but "
+                        f"--num_frames asks for {num_frames}: lower --num_frames to at most "
                         f"{min(q.labels.shape[0] for q in sequences)} or add pose images.")
     return [dataclasses.replace(s, labels=s.labels[:num_frames],
                                 truth=None if s.truth is None else s.truth[:num_frames]) for s in sequences]
@@ -117,28 +117,30 @@ def _load_sequences(DR: str | Path, H: int, W: int, cache_dir: str | Path | None
 
 
 def _write_sequence(out: Path, seq: TestSequence, position: int, rollouts: Rollouts, scores: Scores, *,
-                    gif_scale: int, write_frames: bool) -> torch.Tensor:
-    """Frames, GIFs (MP4) and scores of one sequence; returns its prediction (sample 0, what the CSV holds)."""
+                    scale: int, write_frames: bool) -> torch.Tensor:
+    """Frames, GIFs (MP4) and scores of one sequence; returns its prediction (sample 0, what the CSV
+    holds)."""
     seq_samples = rollouts.of(position)
     pred = seq_samples[0]  # (N, 3, H, W) uint8
     tag = f"seq{seq.name}"
     if write_frames:
         save_frames_png(pred, out / tag / "frames")
-    save_gif(out / f"pred_{tag}.gif", pred, fps=GIF_FPS, scale=gif_scale)
-    save_mp4(out / f"pred_{tag}.mp4", pred, fps=GIF_FPS, scale=gif_scale)
+    save_gif(out / f"pred_{tag}.gif", pred, fps=GIF_FPS, scale=scale)
+    save_mp4(out / f"pred_{tag}.mp4", pred, fps=GIF_FPS, scale=scale)
     score_sequence(seq, pred, scores)
-    scored = scores.per_sequence[seq.name]["psnr"] is not None
-    if scored:
-        save_gif(out / f"compare_{tag}.gif", side_by_side(pred, seq.truth), fps=GIF_FPS, scale=gif_scale)
-    if rollouts.deterministic is not None:
-        if scored:
+    truth = seq.truth if scores.per_sequence[seq.name]["psnr"] is not None else None  # scored against it
+    if truth is not None:
+        save_gif(out / f"compare_{tag}.gif", side_by_side(pred, truth), fps=GIF_FPS, scale=scale)
+    if rollouts.deterministic is not None and rollouts.posterior is not None:
+        if truth is not None:
             scores.multi_per_sequence[seq.name], rows = multi_sample_scores(
-                seq.name, torch.stack(seq_samples), rollouts.deterministic[position], rollouts.posterior[position],
-                seq.truth, seq.labels)
+                seq.name, torch.stack(seq_samples), rollouts.deterministic[position],
+                rollouts.posterior[position], truth, seq.labels)
             scores.sample_rows += rows
         grid = tile([seq.truth, *seq_samples] if seq.truth is not None else seq_samples)
-        save_gif(out / f"samples_{tag}.gif", grid, fps=GIF_FPS,  # at most SAMPLES_GIF_WIDTH wide: a sane file size
-                 scale=max(1, min(gif_scale, SAMPLES_GIF_WIDTH // grid.shape[-1])))
+        # at most SAMPLES_GIF_WIDTH wide: a sane file size
+        save_gif(out / f"samples_{tag}.gif", grid, fps=GIF_FPS,
+                 scale=max(1, min(scale, SAMPLES_GIF_WIDTH // grid.shape[-1])))
     return pred
 
 
@@ -152,7 +154,8 @@ def _replace_or_remove(path: Path, text: str | None) -> None:
 
 def _write_submission(out: Path, predictions: list[torch.Tensor], mismatch: str | None,
                       allow_unequal_lengths: bool) -> bool:
-    """submission.csv, unless the sequences differ in length (and that is not allowed); whether it was written."""
+    """submission.csv, unless the sequences differ in length (and that is not allowed); returns whether it
+    was written."""
     if mismatch is None or allow_unequal_lengths:
         write_submission(out / "submission.csv", predictions)
         return True
@@ -162,7 +165,8 @@ def _write_submission(out: Path, predictions: list[torch.Tensor], mismatch: str 
 
 def _write_summary(out: Path, scores: Scores, summary: dict[str, Any]) -> None:
     """scores.csv and samples.csv (removed when there is nothing to score), then summary.json."""
-    _replace_or_remove(out / "scores.csv", csv_text(SCORE_COLUMNS, scores.score_rows) if scores.score_rows else None)
+    _replace_or_remove(out / "scores.csv",
+                       csv_text(SCORE_COLUMNS, scores.score_rows) if scores.score_rows else None)
     _replace_or_remove(out / "samples.csv",
                        csv_text(SAMPLE_COLUMNS, scores.sample_rows) if scores.sample_rows else None)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -192,11 +196,12 @@ def predict_test_split(
     the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean" uses the prior's mean (0, or mu_p with a
     learned prior) instead of samples. ``num_frames`` (default: all) generates only the first ``num_frames``
     frames of each sequence (frame 0 included); a sequence with fewer poses is an error naming its folder.
-    ``samples`` N (SVG's protocol): N rollouts per sequence (sample k seeded ``seed + i + k * SEED_STRIDE``, 1,000,003;
-    sample 0 is the one a single run draws) scored as mean-of-N, best-of-N (by mean SSIM), the deterministic
-    rollout and the posterior bound, per frame (samples.csv) and per sequence (``summary["multi_sample"]``);
-    submission.csv, the GIFs and scores.csv stay those of sample 0. ``cache_dir``: the data loader's
-    (default ``DR/.posevae_cache``); everything else is written under ``out``.
+    ``samples`` N (SVG's protocol): N rollouts per sequence (sample k seeded ``seed + i + k * SEED_STRIDE``,
+    1,000,003; sample 0 is the one a single run draws) scored as mean-of-N, best-of-N (by mean SSIM), the
+    deterministic rollout and the posterior bound, per frame (samples.csv) and per sequence
+    (``summary["multi_sample"]``); submission.csv, the GIFs and scores.csv stay those of sample 0.
+    ``cache_dir``: the data loader's (default ``DR/.posevae_cache``); everything else is written under
+    ``out``.
     """
     checkpoint = open_checkpoint(ckpt)  # a .safetensors, a run folder, or a course-template .ckpt
     noise = noise_scale_of(checkpoint, noise_scale)
@@ -207,25 +212,29 @@ def predict_test_split(
     sequences = _load_sequences(DR, H, W, cache_dir, num_frames, progress)
     mismatch = unequal_lengths(sequences)
     out = prepare_out(Path(out))  # after the input checks, so bad input leaves no output folder behind
-    rollouts = generate_rollouts(model, sequences, seed=seed, n_samples=samples or 1, multi=samples is not None,
-                                 device=dev, noise=noise, z_mode=z_mode, progress=progress)
+    rollouts = generate_rollouts(model, sequences, seed=seed, n_samples=samples or 1,
+                                 multi=samples is not None, device=dev, noise=noise, z_mode=z_mode,
+                                 progress=progress)
     scores = Scores()
-    predictions = [_write_sequence(out, seq, pos, rollouts, scores, gif_scale=gif_scale(H), write_frames=write_frames)
-                   for pos, seq in enumerate(tqdm(sequences, desc="writing", unit="seq", disable=not progress))]
+    predictions = [_write_sequence(out, seq, pos, rollouts, scores, scale=gif_scale(H),
+                                   write_frames=write_frames)
+                   for pos, seq in enumerate(tqdm(sequences, desc="writing", unit="seq",
+                                                  disable=not progress))]
     wrote_submission = _write_submission(out, predictions, mismatch, allow_unequal_lengths)
     summary: dict[str, Any] = {
         **summarise(DR, scores), "submission": "submission.csv" if wrote_submission else None,
-        "unequal_lengths": mismatch, "noise_scale": noise, "z_mode": z_mode, "prior": checkpoint.config.model.prior,
-        "seed": seed, "checkpoint": str(Path(ckpt).resolve()), "dataset": str(Path(DR).resolve()), "device": str(dev),
+        "unequal_lengths": mismatch, "noise_scale": noise, "z_mode": z_mode,
+        "prior": checkpoint.config.model.prior, "seed": seed, "checkpoint": str(Path(ckpt).resolve()),
+        "dataset": str(Path(DR).resolve()), "device": str(dev),
     }
     if samples is not None:
         summary["multi_sample"] = multi_sample_summary(scores, samples)
     _write_summary(out, scores, summary)
     if not wrote_submission:
         raise UserError(f"{mismatch}: submission.csv was not written, because its ids would shift after that "
-                        f"sequence (the course expects equal lengths, 630). The frames, GIFs and summary are in "
-                        f"{out}. Restore the missing pose images, or pass --allow_unequal_lengths to write the "
-                        "CSV anyway.")
+                        "sequence (the course expects equal lengths, 630). The frames, GIFs and summary are "
+                        f"in {out}. Restore the missing pose images, or pass --allow_unequal_lengths to "
+                        "write the CSV anyway.")
     return summary
 
 

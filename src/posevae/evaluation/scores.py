@@ -46,8 +46,10 @@ def frame_scores(pred: torch.Tensor, truth: torch.Tensor, labels: torch.Tensor) 
     return {name: ssim(p, t) if name == "ssim" else scores[name] for name in SCORES}
 
 
-def multi_sample_scores(name: str, samples: torch.Tensor, deterministic: torch.Tensor, posterior: torch.Tensor,
-                         truth: torch.Tensor, labels: torch.Tensor) -> tuple[dict[str, Any], list[list[Any]]]:
+def multi_sample_scores(
+    name: str, samples: torch.Tensor, deterministic: torch.Tensor, posterior: torch.Tensor,
+    truth: torch.Tensor, labels: torch.Tensor,
+) -> tuple[dict[str, Any], list[list[Any]]]:
     """SVG's protocol for one sequence: mean over the N samples, the best sample by mean SSIM, the
     deterministic rollout (z = the prior's mean) and the posterior's upper bound; per sequence and per frame.
     """
@@ -70,8 +72,8 @@ def multi_sample_scores(name: str, samples: torch.Tensor, deterministic: torch.T
     return entry, rows
 
 
-SAMPLE_COLUMNS = ["sequence", "frame"] + [f"{m}_{kind}" for kind in ("mean_of_n", "best_of_n", "deterministic",
-                                                                       "posterior") for m in SCORES]
+SAMPLE_KINDS = ("mean_of_n", "best_of_n", "deterministic", "posterior")
+SAMPLE_COLUMNS = ["sequence", "frame"] + [f"{m}_{kind}" for kind in SAMPLE_KINDS for m in SCORES]
 
 
 def csv_text(header: list[str], rows: list[list[Any]]) -> str:
@@ -84,7 +86,8 @@ def csv_text(header: list[str], rows: list[list[Any]]) -> str:
 
 @dataclass
 class Scores:
-    """Scores gathered over the sequences: per-frame rows of scores.csv and samples.csv, per-sequence entries."""
+    """Scores gathered over the sequences: per-frame rows of scores.csv and samples.csv, per-sequence
+    entries."""
 
     per_sequence: dict[str, dict[str, Any]] = field(default_factory=dict)
     multi_per_sequence: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -102,7 +105,7 @@ def score_sequence(seq: TestSequence, pred: torch.Tensor, scores: Scores) -> Non
         base = psnr(seq.first_frame[None].float().div(255.0).expand_as(truth), truth)  # repeat frame 0
         columns = [frame["psnr"], frame["ssim"], base, frame["psnr_pose"], frame["psnr_box"]]  # SCORE_COLUMNS
         scores.score_rows += [[seq.name, k + 1, *(f"{v:.6f}" for v in values)]
-                              for k, values in enumerate(zip(*(c.tolist() for c in columns)))]
+                              for k, values in enumerate(zip(*(c.tolist() for c in columns), strict=True))]
         entry.update(psnr=float(frame["psnr"].mean()), ssim=float(frame["ssim"].mean()),
                      baseline_psnr=float(base.mean()), psnr_pose=nanmean_or_none(frame["psnr_pose"]),
                      psnr_box=nanmean_or_none(frame["psnr_box"]))
@@ -134,11 +137,13 @@ def skipped_scores_reason(DR: str | Path, scores: Scores) -> str | None:
 
 
 def summarise(DR: str | Path, scores: Scores) -> dict[str, Any]:
-    """summary.json's scores: per sequence, their means over the scored sequences, and why any were skipped."""
+    """summary.json's scores: per sequence, their means over the scored sequences, and why any were
+    skipped."""
     scored = [e for e in scores.per_sequence.values() if e["psnr"] is not None]
     return {
         "sequences": scores.per_sequence,
-        "mean_psnr": mean_of_known([e["psnr"] for e in scored]),  # mean over the scored sequences of their means
+        # mean over the scored sequences of their means
+        "mean_psnr": mean_of_known([e["psnr"] for e in scored]),
         "mean_ssim": mean_of_known([e["ssim"] for e in scored]),
         "mean_baseline_psnr": mean_of_known([e["baseline_psnr"] for e in scored]),
         "mean_psnr_pose": mean_of_known([e["psnr_pose"] for e in scored]),  # over the sequences with a pose

@@ -11,7 +11,6 @@ import torch
 from posevae.data.lab import TestSequence
 from posevae.files import atomic_write
 
-
 _CELL = [str(v) for v in range(256)]  # uint8 value -> its CSV text
 
 
@@ -55,5 +54,6 @@ def unequal_lengths(sequences: Sequence[TestSequence]) -> str | None:
     if len(set(lengths)) <= 1:
         return None
     usual = Counter(lengths).most_common(1)[0][0]
-    odd = [f"{seq.name} has {n} pose images in {seq.label_dir}" for seq, n in zip(sequences, lengths) if n != usual]
+    odd = [f"{seq.name} has {n} pose images in {seq.label_dir}"
+           for seq, n in zip(sequences, lengths, strict=True) if n != usual]
     return f"Test sequence {'; '.join(odd)}, where the others have {usual}"

@@ -48,7 +48,16 @@ from posevae.errors import UserError
 from posevae.evaluation.pose_inputs import PoseSource, check_pose_count, read_first_frame, read_pose_source
 from posevae.evaluation.predict import noise_scale_of, prepare_out
 from posevae.files import atomic_write_text
-from posevae.media import GIF_FPS, gif_scale, save_frames_png, save_gif, save_mp4, side_by_side, tile, to_uint8
+from posevae.media import (
+    GIF_FPS,
+    gif_scale,
+    save_frames_png,
+    save_gif,
+    save_mp4,
+    side_by_side,
+    tile,
+    to_uint8,
+)
 from posevae.model.checkpoint import model_from_checkpoint
 from posevae.model.rollout import Z_MODES, generate, to_unit_float
 from posevae.model.template_ckpt import open_checkpoint
@@ -78,8 +87,8 @@ def transfer(
     mean), drawn from one ``torch.Generator`` seeded ``seed``: the same seed gives the same frames on the
     same device, and the first ``num_frames`` frames of a longer run.
     ``ckpt`` is a checkpoint file, a run folder (its ``checkpoints/last.safetensors``) or a course-template
-    ``.ckpt`` (:mod:`posevae.model.template_ckpt`), as for ``posevae test``. ``poses_from_video`` and ``normalise``:
-    see the module docstring. Returns the summary (also written to ``out/summary.json``).
+    ``.ckpt`` (:mod:`posevae.model.template_ckpt`), as for ``posevae test``. ``poses_from_video`` and
+    ``normalise``: see the module docstring. Returns the summary (also written to ``out/summary.json``).
     """
     _check_options(z_mode, num_frames)
     checkpoint = open_checkpoint(ckpt)  # a .safetensors, a run folder, or a course-template .ckpt
@@ -93,7 +102,8 @@ def transfer(
     dev = resolve_device(device)
     model = model_from_checkpoint(checkpoint, ckpt, dev)
     out = prepare_out(Path(out))  # after every input check, so bad input leaves no output folder behind
-    pred = _drive(model, first, source.labels, noise=noise, z_mode=z_mode, seed=seed, device=dev, progress=progress)
+    pred = _drive(model, first, source.labels, noise=noise, z_mode=z_mode, seed=seed, device=dev,
+                  progress=progress)
     wrote_mp4 = _write_outputs(out, pred, source, gif_scale(H))
     summary: dict[str, Any] = {
         "checkpoint": str(Path(ckpt).resolve()), "first_frame": str(Path(first_frame).resolve()),
@@ -142,9 +152,9 @@ def _write_outputs(out: Path, pred: torch.Tensor, source: PoseSource, scale: int
     if not wrote_mp4:  # an MP4 of an earlier transfer into this folder would mislead
         (out / "transfer.mp4").unlink(missing_ok=True)
     if source.driven is not None:
-        frames = source.driven.source[: len(pred)].transpose(0, 3, 1, 2)
-        _write_source_pose_frame(out, tile([torch.from_numpy(np.ascontiguousarray(frames)), source.labels, pred]),
-                                 scale)
+        shown = source.driven.source[: len(pred)].transpose(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
+        frames = torch.from_numpy(np.ascontiguousarray(shown))
+        _write_source_pose_frame(out, tile([frames, source.labels, pred]), scale)
     return wrote_mp4
 
 

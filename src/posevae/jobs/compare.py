@@ -167,6 +167,7 @@ def compare(base: RunConfig, out: Path, strategies: Sequence[str] = DEFAULT_STRA
         test_out = run.root / "test"
         summary = test_out / "summary.json"
         if test_truth and not (summary.is_file() and summary.stat().st_mtime >= run.best.stat().st_mtime):
-            predict_test_split(run.best, cfg.data.DR, test_out, seed=cfg.sample.sample_seed, device=cfg.train.device,
+            predict_test_split(run.best, cfg.data.DR, test_out, seed=cfg.sample.sample_seed,
+                               device=cfg.train.device,
                      progress=progress, write_frames=False, cache_dir=cfg.data.cache_dir)
     return write_report([out / "runs" / name for name in configs], out, gifs=gifs, device=base.train.device)

@@ -11,19 +11,22 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
 from posevae.files import atomic_write_text
 from posevae.model.checkpoint import load_checkpoint
 
+Prior = Literal["fixed", "learned"]
+
 # The demo's training budget: about 8 minutes on 2 CPU cores (fast preset, bf16 where the CPU has AMX).
-DEMO_TRAIN = dict(batch_size=8, lr=2e-3, num_epoch=6, kl_anneal_type="Cyclical", kl_anneal_cycle=2,
-                  kl_anneal_ratio=0.5, tfr=1.0, tfr_sde=2, tfr_d_step=0.25, per_save=100, seed=1)
-DEMO_DATA = dict(train_vi_len=16, partial=0.5, val_vi_len=630)
+DEMO_TRAIN: dict[str, Any] = {"batch_size": 8, "lr": 2e-3, "num_epoch": 6, "kl_anneal_type": "Cyclical",
+                              "kl_anneal_cycle": 2, "kl_anneal_ratio": 0.5, "tfr": 1.0, "tfr_sde": 2,
+                              "tfr_d_step": 0.25, "per_save": 100, "seed": 1}
+DEMO_DATA: dict[str, Any] = {"train_vi_len": 16, "partial": 0.5, "val_vi_len": 630}
 
 
-def demo_config(data: Path, run: Path, device: str, prior: str = "fixed", **overrides: Any) -> RunConfig:
+def demo_config(data: Path, run: Path, device: str, prior: Prior = "fixed", **overrides: Any) -> RunConfig:
     """The demo's config; ``overrides`` are DataConfig or TrainConfig fields (tests use a smaller budget)."""
     data_fields = {f.name for f in dataclasses.fields(DataConfig)}
     data_over = {k: v for k, v in overrides.items() if k in data_fields}
@@ -85,7 +88,7 @@ def _print_summary(summary: dict[str, Any], test: dict[str, Any], best_val: floa
 
 
 def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", device: str = "auto",
-             progress: bool = True, prior: str = "fixed", **overrides: Any) -> dict[str, Any]:
+             progress: bool = True, prior: Prior = "fixed", **overrides: Any) -> dict[str, Any]:
     from posevae.data.demo.dataset import render_demo_dataset
     from posevae.evaluation.predict import predict_test_split
     from posevae.training.loop import train

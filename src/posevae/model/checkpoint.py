@@ -78,17 +78,19 @@ def load_checkpoint(path: str | Path, expected: RunConfig | None = None) -> Chec
     """Read a posevae checkpoint; with ``expected``, refuse one whose model config differs (and say how)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoints" / "last.safetensors" if (path / "checkpoints").is_dir() else path / "last.safetensors"
+        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        path = folder / "last.safetensors"
     if not path.is_file():
-        raise UserError(f"Checkpoint {path} does not exist: pass a .safetensors file written by `posevae train` "
-                        "(RUN/checkpoints/last.safetensors or best.safetensors).")
+        raise UserError(f"Checkpoint {path} does not exist: pass a .safetensors file written by `posevae "
+                        "train` (RUN/checkpoints/last.safetensors or best.safetensors).")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise UserError(f"Checkpoint {path} cannot be read ({err}): it is truncated or not a safetensors file. "
-                        "Use another checkpoint (e.g. best.safetensors or an epoch_N file) of the run.") from None
+        raise UserError(f"Checkpoint {path} cannot be read ({err}): it is truncated or not a safetensors "
+                        "file. Use another checkpoint (e.g. best.safetensors or an epoch_N file) of the "
+                        "run.") from None
     if metadata.get("format") != FORMAT:
         raise UserError(f"{path} is a safetensors file but not a posevae checkpoint (no posevae metadata): "
                         "pass a checkpoint written by `posevae train`.")

@@ -28,7 +28,8 @@ class ResidualBlock(nn.Module):
 
 
 class DepthConv(nn.Module):
-    """1x1 conv, LeakyReLU(0.01), depthwise kxk conv, 1x1 conv to ``out_ch``; residual (projected if needed)."""
+    """1x1 conv, LeakyReLU(0.01), depthwise kxk conv, 1x1 conv to ``out_ch``; residual (projected if
+    needed)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, slope: float = 0.01) -> None:
         super().__init__()
@@ -42,7 +43,8 @@ class DepthConv(nn.Module):
 
 
 class GatedFFN(nn.Module):
-    """Gated 1x1 feed-forward: expand to 4x, split in two halves, x1 * LeakyReLU(0.1)(x2), project back; residual."""
+    """Gated 1x1 feed-forward: expand to 4x, split in two halves, x1 * LeakyReLU(0.1)(x2), project back;
+    residual."""
 
     def __init__(self, ch: int, expansion: int = 4, slope: float = 0.1) -> None:
         super().__init__()

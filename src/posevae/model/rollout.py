@@ -3,7 +3,8 @@
 A rollout walks the sequence one step at a time. At step t the model predicts frame t from the previous
 frame and pose t; the previous frame is the ground truth (teacher forcing) or the model's own detached
 prediction. The latent comes from the posterior q(z | frame t, pose t) when ``use_posterior`` (training,
-and the validation loss) or from the prior, N(0, noise_scale^2 I) or the learned one (generation). ``on_step`` sees every
+and the validation loss) or from the prior, N(0, noise_scale^2 I) or the learned one (generation). ``on_step``
+sees every
 :class:`~posevae.model.vae.StepOutput`: training computes the loss and calls backward there.
 """
 
@@ -38,7 +39,7 @@ def evaluating(model: nn.Module) -> Iterator[None]:
 
 
 def rollout(
-    model: PoseVAE,
+    model: Callable[..., StepOutput],
     first_frame: torch.Tensor,
     poses: torch.Tensor,
     *,
@@ -53,7 +54,8 @@ def rollout(
 ) -> torch.Tensor:
     """Generate a sequence. first_frame (B, 3, H, W), poses (B, T, 3, H, W) -> frames (B, T, 3, H, W).
 
-    frames[:, 0] is ``first_frame``; frames[:, t] for t >= 1 is predicted from frame t-1 and poses[:, t].
+    ``model``: a PoseVAE, or what calls one (compiled, DDP-wrapped). frames[:, 0] is ``first_frame``;
+    frames[:, t] for t >= 1 is predicted from frame t-1 and poses[:, t].
     ``truth`` (B, T, 3, H, W) is needed for ``use_posterior`` and ``teacher_forcing``. ``autocast`` makes
     the context (e.g. bf16 autocast) each model step runs in; ``on_step`` runs outside it. ``noise_scale``
     scales the prior's noise (default :data:`~posevae.config.DEFAULT_NOISE_SCALE`, 0.5, as at test time); the
@@ -62,7 +64,8 @@ def rollout(
     if (use_posterior or teacher_forcing) and truth is None:
         raise ValueError("rollout: use_posterior and teacher_forcing need the true frames (truth=...)")
     if first_frame.shape[0] != poses.shape[0] or first_frame.shape[1:] != poses.shape[2:]:
-        raise ValueError(f"rollout: first frame {tuple(first_frame.shape)} does not match poses {tuple(poses.shape)}")
+        raise ValueError(f"rollout: first frame {tuple(first_frame.shape)} does not match poses "
+                         f"{tuple(poses.shape)}")
     frames = [first_frame]
     prev = first_frame
     for t in range(1, poses.shape[1]):
@@ -70,7 +73,7 @@ def rollout(
             out = model(
                 prev,
                 poses[:, t],
-                truth[:, t] if use_posterior else None,
+                truth[:, t] if use_posterior and truth is not None else None,
                 noise_scale=noise_scale,
                 z_mode=z_mode,
                 generator=generator,
@@ -79,7 +82,7 @@ def rollout(
             on_step(t, out)
         pred = out.frame.detach().float()
         frames.append(pred)
-        prev = truth[:, t] if teacher_forcing else pred
+        prev = truth[:, t] if teacher_forcing and truth is not None else pred
     return torch.stack(frames, dim=1)
 
 
@@ -94,7 +97,8 @@ def generate(
     autocast: Callable[[], AbstractContextManager] | None = None,
     on_step: Callable[[int, StepOutput], None] | None = None,
 ) -> torch.Tensor:
-    """Test-time rollout from the prior, in eval mode and inference mode: (B,3,H,W), (B,T,3,H,W) -> (B,T,3,H,W)."""
+    """Test-time rollout from the prior, in eval mode and inference mode:
+    (B, 3, H, W), (B, T, 3, H, W) -> (B, T, 3, H, W)."""
     with evaluating(model), torch.inference_mode():
         return rollout(model, first_frame, poses, noise_scale=noise_scale, z_mode=z_mode, generator=generator,
                        autocast=autocast, on_step=on_step)

@@ -2,9 +2,10 @@
 
 The template saves ``{"state_dict": model.state_dict(), "optimizer": ..., "lr": ..., "tfr": ..., "last_epoch":
 ...}`` (its ``VAE_Model.save``; some copies save the model's state again as "optimizer"). Only the tensors
-are read, with ``torch.load(weights_only=True)`` (:func:`posevae.model.checkpoint.load_lab_ckpt`); the optimizer
-is ignored. The model is the ``template`` variant (:mod:`posevae.model.template`) at 32x64, with F_dim, L_dim,
-N_dim and D_out_dim read from the tensors' shapes; every tensor is then checked against that model.
+are read, with ``torch.load(weights_only=True)`` (:func:`posevae.model.checkpoint.load_lab_ckpt`); the
+optimizer is ignored. The model is the ``template`` variant (:mod:`posevae.model.template`) at 32x64, with
+F_dim, L_dim, N_dim and D_out_dim read from the tensors' shapes; every tensor is then checked against that
+model.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from posevae.model.checkpoint import Checkpoint, load_checkpoint, load_lab_ckpt, save_checkpoint
 from posevae.config import ModelConfig, RunConfig, SampleConfig
 from posevae.errors import UserError
-from posevae.model.vae import PoseVAE
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, load_lab_ckpt, save_checkpoint
 from posevae.model.template import TEMPLATE_NOISE_SCALE, template_key
+from posevae.model.vae import PoseVAE
 
 TORCH_SUFFIXES = (".ckpt", ".pth", ".pt")
 TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip format; a bare pickle (protocol 2+)
@@ -71,7 +72,8 @@ def infer_model_config(path: Path, state: dict[str, torch.Tensor]) -> ModelConfi
             raise UserError(f"{path} does not fit the course template's model: state_dict key '{key}' (it "
                             f"gives {name}) is {found}, expected a 4-d convolution weight. {FIX}")
         dims[name] = int(state[key].shape[axis])
-    return ModelConfig(variant="template", **dims)
+    return ModelConfig(variant="template", F_dim=dims["F_dim"], L_dim=dims["L_dim"], N_dim=dims["N_dim"],
+                       D_out_dim=dims["D_out_dim"])
 
 
 def check_template_state(path: Path, state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
@@ -114,7 +116,8 @@ def load_template_ckpt(path: str | Path) -> Checkpoint:
 
 
 def convert_template_ckpt(ckpt: str | Path, out: str | Path) -> Checkpoint:
-    """Convert the template ``.ckpt`` ``ckpt`` into the posevae checkpoint ``out``; returns what was written."""
+    """Convert the course template's ``.ckpt`` ``ckpt`` into the posevae checkpoint ``out``; returns what was
+    written."""
     out = Path(out)
     if out.suffix != ".safetensors":
         raise UserError(f"--out {out} must end in .safetensors (posevae checkpoints are safetensors files).")

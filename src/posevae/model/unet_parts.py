@@ -25,6 +25,8 @@ Nothing here needs downloaded weights.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,7 +76,8 @@ def pixel_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def warp_frame(frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Backward-warp ``frame`` (B, C, H, W) by ``flow`` (B, 2, H, W) in pixels (dx, dy): out[p] = frame[p + flow].
+    """Backward-warp ``frame`` (B, C, H, W) by ``flow`` (B, 2, H, W) in pixels (dx, dy): out[p] = frame[p +
+    flow].
 
     Bilinear, border padding (a pixel pulled from outside repeats the edge), align_corners=False; computed
     in float32 whatever the autocast dtype. Zero flow returns ``frame`` (pixel centres land on pixel centres).
@@ -107,7 +110,7 @@ class WarpBlendHead(nn.Module):
         super().__init__()
         self.motion = nn.Conv2d(in_ch, 3, 3, padding=1)
         nn.init.zeros_(self.motion.weight)
-        nn.init.zeros_(self.motion.bias)
+        nn.init.zeros_(cast(torch.Tensor, self.motion.bias))  # Conv2d(..., bias=True) has one
 
     def forward(self, features: torch.Tensor, generated: torch.Tensor, prev_frame: torch.Tensor
                 ) -> torch.Tensor:  # (B, C, H, W), (B, 3, H, W), (B, 3, H, W) -> (B, 3, H, W)

@@ -57,7 +57,8 @@ class StepOutput(NamedTuple):
     prior_logvar: torch.Tensor | None = None  # learned prior's log-variance, bounded as logvar
 
 
-def standard_normal(shape: tuple[int, ...], like: torch.Tensor, generator: RandomSource = None) -> torch.Tensor:
+def standard_normal(shape: tuple[int, ...], like: torch.Tensor,
+                    generator: RandomSource = None) -> torch.Tensor:
     """N(0, I) noise of ``shape`` with ``like``'s device and dtype.
 
     ``generator`` may be a list with one generator per batch row: row i is then drawn from generator i
@@ -91,6 +92,18 @@ def _finite_only(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, 
     """NaN/Inf -> finite values, finite values unchanged (the template variant: its logvar is unbounded)."""
     mu = torch.nan_to_num(mu, nan=0.0, posinf=0.0, neginf=0.0)
     return mu, torch.nan_to_num(logvar, nan=0.0, posinf=LOGVAR_MAX, neginf=LOGVAR_MIN)
+
+
+def _latent(shape: tuple[int, ...], mu: torch.Tensor | None, logvar: torch.Tensor | None, scale: float,
+            z_mode: str, generator: RandomSource, like: torch.Tensor) -> torch.Tensor:
+    """z of N(mu, (scale * sigma)^2), or of N(0, scale^2 I) without ``mu``: a sample, or with ``z_mode``
+    "mean" the mean (mu, or zeros of ``shape`` like ``like``)."""
+    if z_mode == "mean":
+        return mu if mu is not None else like.new_zeros(shape)
+    eps = standard_normal(shape, mu if mu is not None else like, generator)
+    if mu is None or logvar is None:
+        return scale * eps
+    return mu + scale * torch.exp(0.5 * logvar) * eps
 
 
 def _n_halvings(downsample: int) -> int:
@@ -184,9 +197,10 @@ class DecoderFusion(nn.Module):
 class Generator(nn.Module):
     """D -> RGB: DCB(D) Res(D,D/2) DCB Res(D/2,D/4) DCB Res(D/4,D/8) DCB Conv1x1(D/8,3), then a sigmoid.
 
-    With ``downsample > 1`` the last stages are preceded by 2x upsampling; with ``prev_frame_skip`` the previous
-    frame's pixels are concatenated before the final full-resolution block; with ``warp`` the output is
-    blended with the previous frame warped by a predicted flow (:class:`~posevae.model.unet_parts.WarpBlendHead`).
+    With ``downsample > 1`` the last stages are preceded by 2x upsampling; with ``prev_frame_skip`` the
+    previous frame's pixels are concatenated before the final full-resolution block; with ``warp`` the output
+    is blended with the previous frame warped by a predicted flow
+    (:class:`~posevae.model.unet_parts.WarpBlendHead`).
     ``sigmoid`` False (the course template) returns the last convolution's output as it is.
     """
 
@@ -209,7 +223,7 @@ class Generator(nn.Module):
         self.sigmoid = sigmoid
         self.warp = WarpBlendHead(last) if warp else None
 
-    def forward(self, fused: torch.Tensor, prev_frame: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, fused: torch.Tensor, prev_frame: torch.Tensor) -> torch.Tensor:
         x = self.stages(fused)
         if self.prev_frame_skip:
             x = self.skip_in(torch.cat([x, prev_frame], dim=1))
@@ -236,14 +250,17 @@ class PoseVAE(nn.Module):
         self.prior = GaussianPredictor(c.F_dim + c.L_dim, c.N_dim) if c.prior == "learned" else None
         self.fusion = DecoderFusion(c.F_dim + c.L_dim + c.N_dim, c.D_out_dim)
         # the sharp preset's skip encoders (posevae.model.unet_parts); absent otherwise (older models exactly)
-        self.frame_pyramid = self.pose_pyramid = None
+        self.frame_pyramid: SkipPyramid | None = None
+        self.pose_pyramid: SkipPyramid | None = None
+        self.generator: Generator | SkipGenerator
         if c.skips:
             levels = max(_n_halvings(c.downsample), 1)
             self.frame_pyramid = SkipPyramid(c.skip_width, levels)  # previous frame, not detached
             self.pose_pyramid = SkipPyramid(c.skip_width, levels)  # next pose
             self.generator = SkipGenerator(c.D_out_dim, c.downsample, self.frame_pyramid.widths, c.warp)
         else:
-            self.generator = Generator(c.D_out_dim, c.downsample, c.prev_frame_skip, c.warp, sigmoid=not template)
+            self.generator = Generator(c.D_out_dim, c.downsample, c.prev_frame_skip, c.warp,
+                                       sigmoid=not template)
         self._gaussian = _finite_only if template else _finite_gaussian
         self._clamp_frame = not template  # the template feeds its raw output back
 
@@ -278,19 +295,12 @@ class PoseVAE(nn.Module):
         mu = logvar = prior_mu = prior_logvar = None
         if self.prior is not None:
             prior_mu, prior_logvar = self._gaussian(*self.prior(prev_feat, pose_feat))
+        shape = (prev_frame.shape[0], *self.latent_shape)
         if next_frame is not None:
             mu, logvar = self._gaussian(*self.posterior(self.frame_encoder(next_frame), pose_feat))
-            center, scale_logvar, scale = mu, logvar, 1.0
-        elif prior_mu is not None:
-            center, scale_logvar, scale = prior_mu, prior_logvar, noise_scale
-        else:
-            center, scale_logvar, scale = None, None, noise_scale
-        shape = (prev_frame.shape[0], *self.latent_shape)
-        if z_mode == "mean":
-            z = center if center is not None else pose_feat.new_zeros(shape)
-        else:
-            eps = standard_normal(shape, center if center is not None else pose_feat, generator)
-            z = scale * eps if center is None else center + scale * torch.exp(0.5 * scale_logvar) * eps
+            z = _latent(shape, mu, logvar, 1.0, z_mode, generator, pose_feat)
+        else:  # the learned prior's N(mu_p, sigma_p^2), or N(0, I); its noise scaled by noise_scale
+            z = _latent(shape, prior_mu, prior_logvar, noise_scale, z_mode, generator, pose_feat)
         fused = self.fusion(prev_feat, pose_feat, z.to(pose_feat.dtype))
         frame = self._generate(fused, prev_frame, next_pose)
         frame = torch.nan_to_num(frame, nan=NAN_PIXEL, posinf=1.0, neginf=0.0)
@@ -298,9 +308,10 @@ class PoseVAE(nn.Module):
             frame = frame.clamp(0.0, 1.0)
         return StepOutput(frame, mu, logvar, prior_mu, prior_logvar)
 
-    def _generate(self, fused: torch.Tensor, prev_frame: torch.Tensor, next_pose: torch.Tensor) -> torch.Tensor:
+    def _generate(self, fused: torch.Tensor, prev_frame: torch.Tensor,
+                  next_pose: torch.Tensor) -> torch.Tensor:
         """Fused features (B, D, h, w) -> frame (B, 3, H, W); with skips, through both skip pyramids."""
-        if self.frame_pyramid is None:
+        if self.frame_pyramid is None or self.pose_pyramid is None:
             return self.generator(fused, prev_frame)
         return self.generator(fused, prev_frame, next_pose, self.frame_pyramid(prev_frame),
                               self.pose_pyramid(next_pose))

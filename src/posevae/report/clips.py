@@ -115,7 +115,7 @@ def collect_clips(run: RunData, media: Path, *, gifs: bool = True,
             dest = media / f"{tag}_test_seq{slug(name)}.gif"
             shutil.copyfile(src, dest)
             stem = media / f"{tag}_test_seq{slug(name)}_psnr_curve"
-            x, y, pose = (np.array(column) for column in zip(*points))
+            x, y, pose = (np.array(column) for column in zip(*points, strict=True))
             psnr_curve(x, y, f"{run.name}: per-frame PSNR of test sequence {name}", run.style, stem,
                        xlabel="frame of the test sequence", pose_db=pose)
             clips.append(Clip(f"Test sequence {name}", dest, stem.with_suffix(".png")))

@@ -130,7 +130,7 @@ def draw_person_crops(source: CropSource, predictions: dict[str, np.ndarray], in
     fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(len(rows), len(indices), squeeze=False)
     for r, (name, frames) in enumerate(rows.items()):
-        for c, (k, box) in enumerate(zip(indices, boxes)):
+        for c, (k, box) in enumerate(zip(indices, boxes, strict=True)):
             ax = axes[r][c]
             img = frames[c].transpose(1, 2, 0)
             if box is not None:

@@ -35,11 +35,13 @@ Drawn with matplotlib's object API (``matplotlib.figure.Figure``, Agg canvas): n
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib import rc_context
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
@@ -66,13 +68,14 @@ def save_figure(fig: Figure, stem: Path, formats: Sequence[str] = ("png", "svg")
     with rc_context({"svg.hashsalt": "posevae", "svg.fonttype": "path"}):
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
-            atomic_write(path, lambda tmp, fmt=fmt: fig.savefig(
-                tmp, format=fmt, dpi=DPI, metadata=meta[fmt], facecolor="white"))
+            atomic_write(path, partial(fig.savefig, format=fmt, dpi=DPI, metadata=meta[fmt],
+                                       facecolor="white"))
             paths.append(path)
     return paths
 
 
-def _new_axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = FIGURE_SIZE):
+def _new_axes(title: str, xlabel: str, ylabel: str,
+              size: tuple[float, float] = FIGURE_SIZE) -> tuple[Figure, Axes]:
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title)
@@ -82,7 +85,7 @@ def _new_axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = 
     return fig, ax
 
 
-def _plot_runs(ax, runs: Sequence[RunData], column: str, *,
+def _plot_runs(ax: Axes, runs: Sequence[RunData], column: str, *,
                label_suffix: Callable[[RunData], str] | None = None) -> int:
     """One line per run of metrics[column] against 1-based epochs; returns how many runs had values."""
     drawn = 0
@@ -107,18 +110,18 @@ def _integer_ticks() -> MaxNLocator:
     return MaxNLocator(integer=True, steps=[1, 2, 5, 10])
 
 
-def _say_empty(ax, what: str) -> None:
+def _say_empty(ax: Axes, what: str) -> None:
     """Say so in the plot when no run has the data (an old metrics.csv, no best epoch yet ...)."""
     ax.text(0.5, 0.5, f"no run has {what}", transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 
-def _epoch_axis(ax, runs: Sequence[RunData]) -> None:
+def _epoch_axis(ax: Axes, runs: Sequence[RunData]) -> None:
     last = max((int(run.epochs.max()) for run in runs), default=1)
     ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_xlim(0.5, last + 0.5)  # epochs are 1-based: no epoch 0 on the axis
 
 
-def _log_scale_if_wide(ax, runs: Sequence[RunData], column: str) -> bool:
+def _log_scale_if_wide(ax: Axes, runs: Sequence[RunData], column: str) -> bool:
     """Log y-axis when the positive values span more than two decades (KL before beta > 0, ...)."""
     values = np.concatenate([run.metrics.get(column, np.array([])) for run in runs])
     values = values[np.isfinite(values)]
@@ -128,9 +131,9 @@ def _log_scale_if_wide(ax, runs: Sequence[RunData], column: str) -> bool:
     return False
 
 
-def _legend(ax, extra: Sequence[Any] = ()) -> None:
+def _legend(ax: Axes, extra: Sequence[Any] = ()) -> None:
     handles, labels = ax.get_legend_handles_labels()
-    handles += [h for h in extra]
+    handles += list(extra)
     labels += [h.get_label() for h in extra]
     if handles:
         ax.legend(handles, labels, loc="best", fontsize="small", framealpha=0.85)
@@ -217,8 +220,8 @@ def fig_val_mse(runs: Sequence[RunData], stem: Path) -> list[Path]:
 def _same_series(runs: Sequence[RunData], column: str) -> bool:
     """Whether every run logged the same values of ``column`` over the same epochs (e.g. one shared
     teacher-forcing schedule): then one line says it, instead of identical lines hiding each other."""
-    series = [run.metrics.get(column) for run in runs]
-    return (len(runs) > 1 and all(s is not None for s in series)
+    series = [s for s in (run.metrics.get(column) for run in runs) if s is not None]
+    return (len(runs) > 1 and len(series) == len(runs)
             and all(len(s) == len(series[0]) and np.array_equal(s, series[0], equal_nan=True)
                     for s in series))
 
@@ -318,7 +321,7 @@ def fig_person_crops(runs: Sequence[RunData], stem: Path) -> list[Path]:
             frames = read_predicted(run.path, source, indices)
             if frames is not None:
                 predictions[run.name] = frames
-    if not predictions:
+    if source is None or not predictions:
         fig, ax = _new_axes("Crops around the dancer", "", "")
         _say_empty(ax, "test frames with ground truth (posevae test into RUN/test)")
         return save_figure(fig, stem)
@@ -350,9 +353,9 @@ FIGURES: list[tuple[str, Callable[[Sequence[RunData], Path], list[Path]], str]] 
     ("fig9_per_frame_psnr_pose", fig_per_frame_psnr_pose, (
         "Per-frame pose-region PSNR over the validation video at each run's best epoch, beside Figure 7.")),
     ("fig10_person_crops", fig_person_crops, (
-        "Crops around the dancer (the person box of the true frame's pose label, enlarged) at a few frames of "
-        "the first test sequence: the true frame, then each run's prediction. Whole frames hide whether arms, "
-        "hands and head are kept; these crops show it.")),
+        "Crops around the dancer (the person box of the true frame's pose label, enlarged) at a few frames "
+        "of the first test sequence: the true frame, then each run's prediction. Whole frames hide whether "
+        "arms, hands and head are kept; these crops show it.")),
 ]
 
 

@@ -83,8 +83,8 @@ def write_index(out: Path, *, title: str, rows: Sequence[dict[str, Any]], figure
     parts.append("</div>")
     parts.append("<h2>Predicted and true frames</h2>")
     parts.append('<p class="small">Each GIF shows the prediction on the left and the ground truth on the '
-                 "right; the curve under it is the PSNR of each frame of that GIF (solid: whole frame; dotted: "
-                 "the pose region only, the pixels of the frame's pose label dilated by 1 px).</p>")
+                 "right; the curve under it is the PSNR of each frame of that GIF (solid: whole frame; "
+                 "dotted: the pose region only, the pixels of the frame's pose label dilated by 1 px).</p>")
     for run in runs:
         run_clips, note = clips.get(run.name, ([], ""))
         parts.append(f'<h3><span class="swatch" style="background:{_e(run.style.colour)}"></span>'

@@ -1,7 +1,8 @@
-"""What the report reads from a run folder: config.json, metrics.csv, val_psnr_per_frame.csv, test/summary.json,
-and the one style (colour, line, marker) each run keeps in every figure.
+"""What the report reads from a run folder: config.json, metrics.csv, val_psnr_per_frame.csv,
+test/summary.json, and the one style (colour, line, marker) each run keeps in every figure.
 
-Fixed styles for the KL annealing strategies None / Monotonic / Cyclical / FuCyclical, a palette for other runs.
+Fixed styles for the KL annealing strategies None / Monotonic / Cyclical / FuCyclical, a palette for other
+runs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``posevae report``: read run folders; write the figures, the tables, the GIFs and the page ``OUT/index.html``."""
+"""``posevae report``: read run folders; write the figures, the tables, the GIFs and ``OUT/index.html``."""
 
 from __future__ import annotations
 

@@ -34,7 +34,8 @@ def _open_wandb(run: RunFolder, cfg: RunConfig) -> Any:
         import wandb
     except ImportError:
         raise UserError("--log_wandb needs the wandb package: `pip install wandb` (or `pip install "
-                        "posevae[wandb]`), or drop --log_wandb; metrics.csv and TensorBoard log without it.") from None
+                        "posevae[wandb]`), or drop --log_wandb; metrics.csv and TensorBoard log without "
+                        "it.") from None
     run_id = re.sub(r"[^A-Za-z0-9_-]", "-", str(run.root.resolve()))[-64:]
     return wandb.init(project="posevae", name=run.root.name, id=run_id, resume="allow", dir=str(run.root),
                       config=cfg.to_dict())
@@ -51,8 +52,9 @@ def _open_tensorboard(run: RunFolder, start_epoch: int) -> Any:
     except ImportError as err:  # tensorboard is a dependency, but a broken install should not stop training
         if not _warned_no_tensorboard:
             _warned_no_tensorboard = True
-            warnings.warn(f"TensorBoard cannot be imported ({err}): training goes on without {run.tensorboard}; "
-                          "metrics.csv has every value. Reinstall it with `pip install tensorboard`.",
+            warnings.warn(f"TensorBoard cannot be imported ({err}): training goes on without "
+                          f"{run.tensorboard}; metrics.csv has every value. Reinstall it with `pip install "
+                          "tensorboard`.",
                           UserWarning, stacklevel=2)
         return _NullWriter()
     return SummaryWriter(str(run.tensorboard), purge_step=start_epoch if start_epoch else None)

@@ -88,7 +88,8 @@ def clip_loader(dataset: ClipDataset, cfg: RunConfig, plan: EpochPlan) -> DataLo
     """The epoch's batches of clips, shuffled by the epoch's seed; under torchrun each rank its share."""
     t, d = cfg.train, cfg.data
     if distributed.world_size() > 1:  # --batch_size is per process
-        sampler = DistributedSampler(dataset, shuffle=True, seed=plan.seed, drop_last=True)
+        sampler: DistributedSampler = DistributedSampler(dataset, shuffle=True, seed=plan.seed,
+                                                         drop_last=True)
         sampler.set_epoch(plan.epoch)
         return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, drop_last=True,
                           num_workers=d.num_workers)
@@ -148,7 +149,8 @@ class BadStepGuard:
 
 
 def train_epoch(opt: Optimisation, loader: DataLoader, plan: EpochPlan, cfg: RunConfig, device: torch.device,
-                guard: BadStepGuard, autocast: Callable[[], AbstractContextManager], progress: bool) -> EpochTotals:
+                guard: BadStepGuard, autocast: Callable[[], AbstractContextManager],
+                progress: bool) -> EpochTotals:
     """One pass over the epoch's batches: each trains the model unless its loss or gradient is not finite."""
     t = cfg.train
     totals = EpochTotals(lr=opt.lr, last_teacher_forcing=plan.teacher_forcing)
@@ -201,7 +203,8 @@ def finish_epoch(run: RunFolder, cfg: RunConfig, opt: Optimisation, data: Traini
     """
     row: dict[str, Any] = {"epoch": plan.epoch, **totals.row(), "beta": plan.beta, "tfr": plan.tfr}
     val = evaluate_video(opt.model, data.val_video, device=device, beta=plan.beta,
-                         noise_scale=cfg.sample.noise_scale, seed=cfg.sample.sample_seed, kl_norm=cfg.train.kl_norm)
+                         noise_scale=cfg.sample.noise_scale, seed=cfg.sample.sample_seed,
+                         kl_norm=cfg.train.kl_norm)
     row.update({k: v for k, v in val.items() if k != "per_frame"})
     row["seconds"] = time.perf_counter() - started
     log.write(row)
@@ -243,12 +246,12 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
                 totals = train_epoch(opt, loader, plan, cfg, device, guard, autocast, progress)
                 opt.scheduler.step()
                 if log is not None:  # rank 0 validates and saves; the others wait for it
-                    best_psnr = finish_epoch(run, cfg, opt, data, plan, totals, log, best_psnr, started, device,
-                                             progress)
+                    best_psnr = finish_epoch(run, cfg, opt, data, plan, totals, log, best_psnr, started,
+                                             device, progress)
                 distributed.barrier()
         except KeyboardInterrupt:
-            raise UserError(f"Interrupted during epoch {epoch + 1}. The last finished epoch is saved in {run.last}; "
-                            f"resume with: posevae train --resume {run.root}") from None
+            raise UserError(f"Interrupted during epoch {epoch + 1}. The last finished epoch is saved in "
+                            f"{run.last}; resume with: posevae train --resume {run.root}") from None
     rows = log.rows if log is not None else start.rows
     return {"run": str(run.root), "epochs": t.num_epoch, "best_val_psnr": best_psnr,
             "last": rows[-1] if rows else {}}

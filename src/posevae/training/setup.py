@@ -24,7 +24,8 @@ RESUMABLE_CHANGES = {"train.device", "data.num_workers", "data.cache_dir", "data
 
 @dataclass
 class RunStart:
-    """Where training starts: epoch 0 of a new run, or the epoch after the last checkpoint of a resumed one."""
+    """Where training starts: epoch 0 of a new run, or the epoch after the last checkpoint of a resumed
+    one."""
 
     epoch: int = 0
     best_psnr: float = -math.inf
@@ -37,8 +38,8 @@ def start_or_resume(run: RunFolder, cfg: RunConfig, resume: bool) -> RunStart:
     differs in anything but RESUMABLE_CHANGES, or when it has finished)."""
     if not resume:
         if run.last.exists():
-            raise UserError(f"{run.root} already holds a run ({run.last}): resume it with `posevae train --resume "
-                            f"{run.root}`, or choose another --save_root.")
+            raise UserError(f"{run.root} already holds a run ({run.last}): resume it with `posevae train "
+                            f"--resume {run.root}`, or choose another --save_root.")
         return RunStart()
     if not run.last.exists():
         raise UserError(f"Nothing to resume in {run.root}: {run.last} does not exist. Start the run without "
@@ -52,8 +53,8 @@ def start_or_resume(run: RunFolder, cfg: RunConfig, resume: bool) -> RunStart:
                         "start a new run in another --save_root.")
     start_epoch = ckpt.train_state["epoch"] + 1
     if start_epoch >= cfg.train.num_epoch:
-        raise UserError(f"The run in {run.root} already finished its {cfg.train.num_epoch} epochs; nothing to "
-                        f"resume. Its best checkpoint is {run.best}.")
+        raise UserError(f"The run in {run.root} already finished its {cfg.train.num_epoch} epochs; nothing "
+                        f"to resume. Its best checkpoint is {run.best}.")
     rows = [r for r in run.read_metrics() if int(r["epoch"]) < start_epoch]
     return RunStart(start_epoch, ckpt.train_state.get("best_psnr", -math.inf), rows, ckpt)
 
@@ -67,7 +68,9 @@ class TrainingData:
     val_video: Video
 
     def clips_of_epoch(self, epoch: int, data: DataConfig) -> ClipDataset:
-        return self.fast_clips if self.fast_clips is not None and epoch < data.fast_train_epoch else self.clips
+        if self.fast_clips is not None and epoch < data.fast_train_epoch:
+            return self.fast_clips
+        return self.clips
 
 
 def load_training_data(cfg: RunConfig, world: int, progress: bool) -> TrainingData:
@@ -82,8 +85,8 @@ def load_training_data(cfg: RunConfig, world: int, progress: bool) -> TrainingDa
     for dataset, what in ((clips, ""), (fast_clips, " with --fast_partial")):
         if dataset is not None and t.batch_size > len(dataset) // world:
             per = f" ({world} processes share them; --batch_size is per process)" if world > 1 else ""
-            raise UserError(f"--batch_size {t.batch_size} is larger than the {len(dataset)} training clips of "
-                            f"{d.train_vi_len} frames in {d.DR}{what}{per}: lower --batch_size or "
+            raise UserError(f"--batch_size {t.batch_size} is larger than the {len(dataset)} training clips "
+                            f"of {d.train_vi_len} frames in {d.DR}{what}{per}: lower --batch_size or "
                             "--train_vi_len.")
     return TrainingData(clips, fast_clips, val_video)
 
@@ -98,7 +101,8 @@ def build_optimizer(
     if t.lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t.num_epoch)
     elif t.lr_schedule == "multistep":
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.milestones), gamma=t.gamma)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.milestones),
+                                                         gamma=t.gamma)
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     return optimizer, scheduler
@@ -107,18 +111,24 @@ def build_optimizer(
 def build_optimisation(cfg: RunConfig, device: torch.device, checkpoint: Checkpoint | None,
                        world: int) -> Optimisation:
     """The model (seeded with ``train.seed``), its optimizer and schedule, loaded from ``checkpoint`` when
-    resuming; the step model is compiled with --compile and wrapped in DistributedDataParallel under torchrun."""
+    resuming; the step model is compiled with --compile and wrapped in DistributedDataParallel under
+    torchrun."""
     t = cfg.train
     torch.manual_seed(t.seed)
     model = PoseVAE(cfg.model).to(device)
     if t.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format (documented); torch's typed overloads of it leave it out
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer, scheduler = build_optimizer(model, cfg)
     if checkpoint is not None:  # every rank loads the same checkpoint
         model.load_state_dict(checkpoint.model_state)
+        if checkpoint.optimizer_state is None:
+            raise UserError("The checkpoint to resume from has no optimizer state (it was not written by "
+                            "`posevae train`): start a new run instead of resuming.")
         optimizer.load_state_dict(checkpoint.optimizer_state)
         scheduler.load_state_dict(checkpoint.train_state["scheduler"])
     step_model: torch.nn.Module = torch.compile(model) if t.compile else model  # type: ignore[assignment]
     if world > 1:
-        step_model = DistributedDataParallel(step_model, device_ids=[device] if device.type == "cuda" else None)
+        step_model = DistributedDataParallel(step_model,
+                                             device_ids=[device] if device.type == "cuda" else None)
     return Optimisation(model, step_model, optimizer, scheduler)

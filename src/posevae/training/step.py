@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from posevae.losses import gradient_difference_loss, reconstruction_mse, step_kl
+from posevae.losses import KLNorm, gradient_difference_loss, reconstruction_mse, step_kl
 from posevae.model.rollout import rollout
 from posevae.model.vae import PoseVAE, StepOutput
 from posevae.training import distributed
@@ -38,20 +38,21 @@ class ClipStats:
 
 
 def train_clip(
-    model: PoseVAE,
+    model: nn.Module,
     frames: torch.Tensor,
     poses: torch.Tensor,
     *,
     beta: float,
     teacher_forcing: bool,
-    kl_norm: str = "elements",
+    kl_norm: KLNorm = "elements",
     autocast: Callable[[], AbstractContextManager] | None = None,
     gdl_weight: float = 0.0,
 ) -> ClipStats:
     """Forward and backward one batch of clips (B, T, 3, H, W) in [0, 1]; gradients accumulate in .grad.
 
-    The loss of a step is MSE + beta * KL, plus ``gdl_weight`` times the gradient-difference loss when it is
-    not 0 (``loss`` then includes that term; ``mse`` stays the MSE alone).
+    ``model``: a PoseVAE, or its compiled or DDP-wrapped form. The loss of a step is MSE + beta * KL, plus
+    ``gdl_weight`` times the gradient-difference loss when it is not 0 (``loss_per_frame`` then includes that
+    term; ``mse_per_frame`` stays the MSE alone).
 
     Calls backward once per time step, finite or not; the caller zeroes the gradients before and steps the
     optimizer after. Returns per-predicted-frame means of the loss terms and whether every step was finite
@@ -64,7 +65,6 @@ def train_clip(
     """
     sums = {"loss": frames.new_zeros(()), "mse": frames.new_zeros(()), "kl": frames.new_zeros(())}
     steps = frames.shape[1] - 1
-    ddp = isinstance(model, DistributedDataParallel)
 
     def on_step(t: int, out: StepOutput) -> None:
         mse = reconstruction_mse(out.frame, frames[:, t])
@@ -77,7 +77,7 @@ def train_clip(
         sums["mse"] += mse.detach()
         sums["kl"] += kl.detach()
 
-    forward = _sync_on_last_forward(model, steps) if ddp else model
+    forward = _sync_on_last_forward(model, steps) if isinstance(model, DistributedDataParallel) else model
     rollout(forward, frames[:, 0], poses, truth=frames, use_posterior=True, teacher_forcing=teacher_forcing,
             on_step=on_step, autocast=autocast)
     # one host-device sync per clip, here (not one per step): a NaN or Inf in any step shows in the sums
@@ -125,7 +125,7 @@ def train_batch(
     *,
     beta: float,
     teacher_forcing: bool,
-    kl_norm: str,
+    kl_norm: KLNorm,
     grad_clip: float,
     gdl_weight: float,
     device: torch.device,

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from posevae.data.lab import Video
-from posevae.losses import reconstruction_mse, step_kl
+from posevae.losses import KLNorm, reconstruction_mse, step_kl
 from posevae.metrics import frame_and_person_psnr, psnr
 from posevae.model.rollout import evaluating, rollout, to_unit_float
 from posevae.model.vae import PoseVAE, StepOutput
@@ -23,14 +23,14 @@ def evaluate_video(
     beta: float,
     noise_scale: float,
     seed: int,
-    kl_norm: str = "elements",
+    kl_norm: KLNorm = "elements",
     autocast: Callable[[], AbstractContextManager] | None = None,
 ) -> dict[str, Any]:
     """Fully autoregressive validation over the whole video.
 
-    val_psnr (and the per-frame curve) comes from a rollout with z from the prior (noise scaled by noise_scale),
-    exactly as at test time; so do val_psnr_pose and val_psnr_box, the PSNR over the pose region and over
-    the person box of each frame's label (posevae.metrics; frames with an empty label are skipped).
+    val_psnr (and the per-frame curve) comes from a rollout with z from the prior (noise scaled by
+    noise_scale), exactly as at test time; so do val_psnr_pose and val_psnr_box, the PSNR over the pose region
+    and over the person box of each frame's label (posevae.metrics; frames with an empty label are skipped).
     val_mse / val_kl / val_loss come from a second autoregressive rollout with z from the posterior of the
     true frames (the KL needs it); its PSNR is val_psnr_posterior. "per_frame" holds the per-frame values
     of frames 1..T-1 ({"psnr", "psnr_pose", "psnr_box"} -> list).

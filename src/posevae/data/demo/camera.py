@@ -20,6 +20,7 @@ pybullet's ``getCameraImage`` takes, so rendering and keypoint projection use th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,7 @@ def gaussian_filter1d(x: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def _window_reduce(x: np.ndarray, radius: int, fn) -> np.ndarray:
+def _window_reduce(x: np.ndarray, radius: int, fn: Callable[..., np.ndarray]) -> np.ndarray:
     xp = np.pad(x, (radius, radius), mode="edge")
     win = np.lib.stride_tricks.sliding_window_view(xp, 2 * radius + 1)
     return fn(win, axis=-1)
@@ -72,7 +73,7 @@ def smooth_envelope(x: np.ndarray, sigma: float, iterations: int = 8) -> np.ndar
     return y + smooth_upper(np.maximum(x - y, 0.0), sigma / 2)
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> np.ndarray:
+def look_at(eye: np.ndarray, target: np.ndarray, up: Sequence[float] = (0.0, 1.0, 0.0)) -> np.ndarray:
     f = target - eye
     f = f / np.linalg.norm(f)
     s = np.cross(f, up)

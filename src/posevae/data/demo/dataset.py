@@ -29,9 +29,11 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +42,9 @@ from posevae.data.demo import motion as demo_motion
 from posevae.data.demo import skeleton as demo_skeleton
 from posevae.data.png import write_png
 from posevae.errors import UserError
+
+if TYPE_CHECKING:  # pybullet is imported only where a scene is rendered
+    from posevae.data.demo.scene import Scene
 
 DEMO_FORMAT = "posevae-demo"
 DEMO_VERSION = 1
@@ -105,8 +110,8 @@ class _Video:
     img_paths: list  # per frame: relative paths the frame is written to
     label_paths: list
     kp_path: str
-    rows: np.ndarray | None = None
-    segments: list | None = None
+    rows: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))  # pose rows, set by the motion plan
+    segments: list = field(default_factory=list)  # the clips the rows play
     azimuth_offset: float = 0.0
 
 
@@ -180,7 +185,7 @@ def _pool(n: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=_init_worker)
 
 
-def _scene():
+def _scene() -> Scene:
     from posevae.data.demo.scene import Scene
 
     if "scene" not in _STATE:
@@ -221,7 +226,7 @@ def _work_render(task: dict) -> int:
                 demo_camera.gl_list(view), proj_list, w, h, light_direction(eye, task["targets"][i])
             )
         img = background.paint(view, eye, task["shadow_xz"][i], float(task["shadow_h"][i]))
-        if mask is not None:
+        if person is not None and mask is not None:
             img = compose(person, mask, img)
         for rel in task["img_paths"][i]:
             write_png(root / rel, img)
@@ -407,6 +412,7 @@ def _render(
                 (tmp / "test" / d / str(i)).mkdir(parents=True)
         (tmp / "test" / "test_keypoints").mkdir(parents=True)
 
+        imap: Callable[..., Iterator[Any]]
         if n_proc > 1:
             pool = _pool(n_proc)
             imap = pool.map
@@ -417,7 +423,7 @@ def _render(
         fk_jobs = [(v, a, b) for v in videos for a, b in _chunks(v.n_frames)]
         fk = list(imap(_work_fk, [v.rows[a:b] for v, a, b in fk_jobs]))
         per_video: dict[str, list] = {v.key: [] for v in videos}
-        for (v, _, _), res in zip(fk_jobs, fk):
+        for (v, _, _), res in zip(fk_jobs, fk, strict=True):
             per_video[v.key].append(res)
 
         # 2. camera paths and 2D keypoints
@@ -494,11 +500,12 @@ def write_preview(
     labels = [Image.open(lab_dir / f"{k}.png").convert("RGB") for k in idx]
     w, h = frames[0].size
 
-    def row(ims, size, up):
+    def row(ims: list[Image.Image], size: tuple[int, int], up: int) -> Image.Image:
         strip = Image.new("RGB", (size[0] * len(ims), size[1]))
         for j, im in enumerate(ims):
-            strip.paste(im.resize(size, Image.BILINEAR) if im.size != size else im, (j * size[0], 0))
-        return strip.resize((strip.width * up, strip.height * up), Image.NEAREST)
+            resized = im.resize(size, Image.Resampling.BILINEAR) if im.size != size else im
+            strip.paste(resized, (j * size[0], 0))
+        return strip.resize((strip.width * up, strip.height * up), Image.Resampling.NEAREST)
 
     small = (w // 2, h // 2)
     rows = [

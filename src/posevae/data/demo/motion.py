@@ -1,4 +1,5 @@
-"""Real human motion for the demo dataset: DeepMimic mocap clips shipped with pybullet, mixed into long videos.
+"""Real human motion for the demo dataset: DeepMimic mocap clips shipped with pybullet, mixed into long
+videos.
 
 The clips live in ``pybullet_data/data/motions/humanoid3d_*.txt`` (JSON, key ``Frames``). One row is
 ``[duration, root pos (3), root quat (w, x, y, z), chest, neck, right hip (quat), right knee (angle),
@@ -399,17 +400,18 @@ def synthesize(segments: list[Segment], n_frames: int, *, start_yaw: float = 0.0
             old = Poses(*(arr[a : a + prev_blend] for arr in out.arrays()))
             new = Poses(*(arr[:prev_blend] for arr in poses.arrays()))
             mixed = blend(old, new, w)
-            for dst, head, src in zip(out.arrays(), mixed.arrays(), poses.arrays()):
+            for dst, head, src in zip(out.arrays(), mixed.arrays(), poses.arrays(), strict=True):
                 dst[a : a + prev_blend] = head
                 dst[a + prev_blend : a + span] = src[prev_blend:]
         else:
-            for dst, src in zip(out.arrays(), poses.arrays()):
+            for dst, src in zip(out.arrays(), poses.arrays(), strict=True):
                 dst[a : a + span] = src
         prev_blend = seg.blend_out
     return Poses(*(arr[:n_frames] for arr in out.arrays()))
 
 
-def make_video(rng: np.random.Generator, n_frames: int, *, first_clip: str | None = None):
+def make_video(rng: np.random.Generator, n_frames: int, *,
+               first_clip: str | None = None) -> tuple[np.ndarray, list[Segment]]:
     """(pose rows (n_frames, POSE_DIM), segments) for one video. The dancer starts at the origin facing +z
     (towards where the camera starts), give or take 40 degrees."""
     segs = plan_segments(rng, n_frames, first_clip=first_clip)

@@ -15,6 +15,7 @@ import contextlib
 import math
 import os
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -55,7 +56,7 @@ SHADOW_STRENGTH = 0.35
 
 
 @contextlib.contextmanager
-def quiet_c_output():
+def quiet_c_output() -> Iterator[None]:
     """Silence what pybullet's C++ prints straight to the process's stdout/stderr (its build time on import,
     a warning per joint of humanoid.urdf); Python-level output is flushed first and unaffected after."""
     sys.stdout.flush()
@@ -84,7 +85,7 @@ def quiet_c_output():
 class Scene:
     """One pybullet DIRECT connection with the humanoid loaded and coloured."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         with quiet_c_output():
             import pybullet as p
             import pybullet_data
@@ -111,13 +112,13 @@ class Scene:
         p = self.p
         if len(row) != POSE_DIM:
             raise ValueError(f"a pose row has {POSE_DIM} numbers, got {len(row)}")
-        row = [float(v) for v in row]
-        p.resetBasePositionAndOrientation(self.body, row[0:3], row[3:7], physicsClientId=self.client)
+        values = [float(v) for v in row]
+        p.resetBasePositionAndOrientation(self.body, values[0:3], values[3:7], physicsClientId=self.client)
         positions = []
         col = 7
         for j in JOINT_INDICES:
             n = 1 if j in REVOLUTE_LINKS else 4
-            positions.append(row[col : col + n])
+            positions.append(values[col : col + n])
             col += n
         p.resetJointStatesMultiDof(self.body, list(JOINT_INDICES), positions, physicsClientId=self.client)
 
@@ -126,7 +127,8 @@ class Scene:
         states = self.p.getLinkStates(
             self.body, list(LINKS_NEEDED), computeForwardKinematics=1, physicsClientId=self.client
         )
-        return keypoints_from_link_states({link: (s[4], s[5]) for link, s in zip(LINKS_NEEDED, states)})
+        origins = {link: (s[4], s[5]) for link, s in zip(LINKS_NEEDED, states, strict=True)}
+        return keypoints_from_link_states(origins)
 
     def render_person(
         self, view: list[float], proj: list[float], width: int, height: int, light_dir: list[float]

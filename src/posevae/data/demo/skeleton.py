@@ -8,6 +8,8 @@ head), which are not keypoints.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 # the skeleton and its drawing live in .skeleton, shared with posevae.data.video; re-exported here
@@ -55,7 +57,7 @@ _IDX = JOINT_INDEX
 LINKS_NEEDED = tuple(sorted({k[1] for k in KEYPOINTS}))
 
 
-def _rotate(q, v) -> tuple[float, float, float]:
+def _rotate(q: Iterable[float], v: Iterable[float]) -> tuple[float, float, float]:
     """Rotate vector v by quaternion q (x, y, z, w); plain floats (this runs for every frame)."""
     x, y, z, w = (float(c) for c in q)
     vx, vy, vz = (float(c) for c in v)
@@ -70,7 +72,7 @@ def keypoints_from_link_states(states: dict[int, tuple]) -> tuple[np.ndarray, np
     for i, (_, link, off) in enumerate(KEYPOINTS):
         pos, orn = states[link]
         pos = np.asarray(pos, dtype=np.float64)
-        kp[i] = pos if off is None else pos + _rotate(orn, off)
+        kp[i] = pos if off is None else pos + np.asarray(_rotate(orn, off))  # float64, as pos
     head = kp[_IDX["head"]]
     extra = np.array([head + [0, HEAD_RADIUS, 0], head - [0, HEAD_RADIUS, 0]])
     return kp, extra

@@ -28,7 +28,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +146,7 @@ Render = Callable[[int], tuple[np.ndarray, np.ndarray]]
 
 
 def _write_video(
-    root: Path, img_dirs: list[str], label_dir: str, frames: range, render: Render, bar: tqdm
+    root: Path, img_dirs: list[str], label_dir: str, frames: Iterable[int], render: Render, bar: tqdm
 ) -> None:
     for d in img_dirs + [label_dir]:
         (root / d).mkdir(parents=True)
