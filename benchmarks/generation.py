@@ -1,12 +1,14 @@
 """Generation speed: how close a 630-frame rollout gets to 630 bare model steps, and what batching buys.
 
-    python benchmarks/generation.py [--device cpu|cuda] [--preset fast|lab] [--frames 630] [--precision fp32|bf16]
+    python benchmarks/generation.py [--device cpu|cuda] [--preset fast|lab] [--frames 630] [--precision
+    fp32|bf16]
 
 Three measurements, in this one process, on the same random weights and poses (nothing else should run):
 
   bare steps     the model's forward called frames-1 times in a loop on its own output (eval, inference
                  mode): the floor any generation loop pays.
-  rollout        posevae.rollout.generate over the same frames: the bare steps plus the loop's bookkeeping
+  rollout        posevae.model.rollout.generate over the same frames: the bare steps plus the loop's
+  bookkeeping
                  (stacking the frames, the per-step latent draw from a generator). Reported as overhead
                  over the bare steps.
   test, 5 seqs   five sequences of `frames` frames one after another (batch 1, what `posevae test` did
@@ -22,12 +24,12 @@ import time
 from contextlib import nullcontext
 
 import torch
+from throughput import cpu_model_name  # benchmarks/ is on sys.path when run as a script
 
 from posevae.config import MODEL_PRESETS, ModelConfig
-from posevae.model import PoseVAE
-from posevae.rollout import evaluating, generate
-from posevae.train import autocast_for
-from throughput import cpu_model_name  # benchmarks/ is on sys.path when run as a script
+from posevae.device import autocast_for
+from posevae.model.rollout import evaluating, generate
+from posevae.model.vae import PoseVAE
 
 
 def sync(device: torch.device) -> None:
@@ -50,7 +52,8 @@ def timed(fn, device: torch.device, repeats: int = 2) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    choices=["cpu", "cuda"])
     ap.add_argument("--preset", default="fast", choices=["fast", "lab"])
     ap.add_argument("--frames", type=int, default=630)
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                 prev = model(prev, poses[:1, t], noise_scale=0.5).frame
 
     def rollout_one() -> None:
-        generate(model, first[:1], poses[:1], autocast=autocast, generator=torch.Generator(device).manual_seed(1))
+        generate(model, first[:1], poses[:1], autocast=autocast,
+                 generator=torch.Generator(device).manual_seed(1))
 
     def one_by_one() -> None:
         for i in range(5):
@@ -88,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         rows_first, rows_poses = first.repeat_interleave(8, 0), poses.repeat_interleave(8, 0)
         for start in range(0, 40, 16):
             generate(model, rows_first[start:start + 16], rows_poses[start:start + 16], autocast=autocast,
-                     generator=[torch.Generator(device).manual_seed(k) for k in range(start, min(start + 16, 40))])
+                     generator=[torch.Generator(device).manual_seed(k)
+                                for k in range(start, min(start + 16, 40))])
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model_name()
     print(f"# posevae generation benchmark, {datetime.date.today()}, {name}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, preset {args.preset} ({cfg.frame_H}x{cfg.frame_W}), {args.precision}, "
-          f"channels_last, best of {args.repeats}")
+          f"{torch.get_num_threads()} threads, preset {args.preset} ({cfg.frame_H}x{cfg.frame_W}), "
+          f"{args.precision}, channels_last, best of {args.repeats}")
     bare = timed(bare_steps, device, args.repeats)
     roll = timed(rollout_one, device, args.repeats)
     print(f"bare model steps      {n:5d} frames  {bare:7.2f} s  {n / bare:8.1f} frames/s")

@@ -1,4 +1,4 @@
-"""The GPU check, in one go: throughput of both presets (eager, bf16, compile), generation, one epoch of training.
+"""The GPU check in one go: both presets' throughput (eager, bf16, compile), generation, a training epoch.
 
     python benchmarks/gpu_check.py [--out OUT] [--train-frames 4000]
 
@@ -28,12 +28,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO), str(REPO / "benchmarks")]
 
-import torch  # noqa: E402
-
 import generation  # noqa: E402
 import throughput  # noqa: E402
+import torch  # noqa: E402
+
 from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from posevae.train import train  # noqa: E402
+from posevae.training.loop import train  # noqa: E402
 from tests.synthetic import make_lab_dataset  # noqa: E402
 
 
@@ -61,8 +61,9 @@ def one_epoch(preset: str, data: Path, run: Path, batch: int) -> None:
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**20
     frames = summary["last"]
-    print(f"train 1 epoch  {preset:5s} batch {batch:3d}: {seconds:7.1f} s for the epoch (incl. start-up and the 630-frame validation), "
-          f"peak GPU memory {peak:8.0f} MiB, val PSNR {float(frames.get('val_psnr', 'nan')):.2f} dB")
+    print(f"train 1 epoch  {preset:5s} batch {batch:3d}: {seconds:7.1f} s for the epoch (incl. start-up and "
+          f"the 630-frame validation), peak GPU memory {peak:8.0f} MiB, val PSNR "
+          f"{float(frames.get('val_psnr', 'nan')):.2f} dB")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,13 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "gpu_check.txt", "w") as log, contextlib.redirect_stdout(Tee(sys.stdout, log)):
-        print(f"# GPU check: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}")
+        print(f"# GPU check: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA "
+              f"{torch.version.cuda}")
         throughput.main(["--device", "cuda"])
         for preset in ("fast", "lab"):
             for precision in ("fp32", "bf16"):
-                generation.main(["--device", "cuda", "--preset", preset, "--precision", precision, "--repeats", "1"])
+                generation.main(["--device", "cuda", "--preset", preset, "--precision", precision,
+                                 "--repeats", "1"])
         with tempfile.TemporaryDirectory() as tmp:
-            data = make_lab_dataset(Path(tmp) / "data", n_train=args.train_frames, n_val=630, n_test=1, H=32, W=64)
+            data = make_lab_dataset(Path(tmp) / "data", n_train=args.train_frames, n_val=630, n_test=1,
+                                    H=32, W=64)
             for preset, batch in (("lab", 16), ("fast", 64)):
                 one_epoch(preset, data, Path(tmp) / f"run_{preset}", batch)
         throughput.main(["--device", "cuda", "--compile-only"])

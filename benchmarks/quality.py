@@ -4,7 +4,7 @@
     python benchmarks/quality.py --runs fast sharp 'sharp-gdl:preset=sharp,gdl_weight=0.1' --minutes 8
     # smoke check on a tiny dataset: --minutes 0.2 --partial 0.02 --val_vi_len 32
 
-Every run uses the demo's recipe (posevae.demo_job: DEMO_TRAIN, DEMO_DATA, seed 1, --precision auto) with its
+Every run uses the demo's recipe (posevae.jobs.demo: DEMO_TRAIN, DEMO_DATA, seed 1, --precision auto) with its
 own model preset and options. A run is ``name`` (a preset) or ``name:field=value,...`` with ModelConfig or
 TrainConfig fields and ``preset=`` (default: the name), e.g. ``sharp-nowarp:preset=sharp,warp=false``.
 
@@ -13,22 +13,22 @@ The budget (``--minutes``) is turned into a number of epochs per run, so every r
 
 1. a short timing ("probe") of the run's own model on the real data: one warm-up batch, then
    ``--probe_batches`` timed training batches (forward, per-step backward, clipping, Adam step, as
-   ``posevae.train``), and a validation (two rollouts, as every epoch) of the first 32 validation frames,
-   scaled to ``--val_vi_len``;
+   ``posevae.training.loop``), and a validation (two rollouts, as every epoch) of the first 32 validation
+   frames, scaled to ``--val_vi_len``;
 2. epochs = round(minutes * 60 / (batches per epoch * seconds per batch + validation seconds)), at least 1:
    the epoch count whose estimated time is nearest the budget (a run may end up to half an epoch over or
    under it; the table reports the minutes each really trained);
 3. the demo's KL schedule fitted to that count: Cyclical, min(2, epochs // 3) cycles (at least 1), or no
    annealing (beta = 1) for a single epoch. Teacher forcing and everything else are the demo's.
 
-Nothing is chosen on test data: ``posevae.train`` keeps the checkpoint with the best validation PSNR and
-that checkpoint is validated again (z from the prior, the run's noise scale and sample seed: the rollout
-the training validated) and tested with ``posevae.generate.test_run``. Reported per run: whole-frame PSNR
-and SSIM and, where ``posevae.metrics`` has them, pose-region and person-box PSNR (validation and test);
-parameters, forward GFLOP per generated frame (batch 1, FlopCounterMode), epochs, training minutes (wall
-clock of ``train``, validation included) and training frames/s (predicted frames / those seconds), and the
-probe's training frames/s (training steps only). The markdown table goes to stdout and OUT/quality.md, every
-number to OUT/quality.json; OUT/plan.json keeps the epochs chosen, so running the command again resumes
+Nothing is chosen on test data: ``posevae.training.loop`` keeps the checkpoint with the best validation PSNR
+and that checkpoint is validated again (z from the prior, the run's noise scale and sample seed: the rollout
+the training validated) and tested with ``posevae.evaluation.predict.predict_test_split``. Reported per run:
+whole-frame PSNR and SSIM and, where ``posevae.metrics`` has them, pose-region and person-box PSNR (validation
+and test); parameters, forward GFLOP per generated frame (batch 1, FlopCounterMode), epochs, training minutes
+(wall clock of ``train``, validation included) and training frames/s (predicted frames / those seconds), and
+the probe's training frames/s (training steps only). The markdown table goes to stdout and OUT/quality.md,
+every number to OUT/quality.json; OUT/plan.json keeps the epochs chosen, so running the command again resumes
 the unfinished runs with the same plan. Nothing else should run on the machine meanwhile.
 """
 
@@ -53,16 +53,21 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from posevae import metrics
-from posevae.checkpoint import atomic_write_text, load_checkpoint
-from posevae.compare import _convert, train_or_resume
 from posevae.config import MODEL_PRESETS, ModelConfig, RunConfig, TrainConfig
 from posevae.data.lab import ClipDataset, Video, load_test_sequences, load_val_video, load_video
-from posevae.demo_job import DEMO_DATA, demo_config
-from posevae.device import resolve_device
-from posevae.generate import model_from_checkpoint, test_run
-from posevae.model import PoseVAE, count_parameters
-from posevae.rollout import generate, to_unit_float
-from posevae.train import RunFolder, TrainingDiverged, autocast_for, build_optimizer, evaluate_video, train_clip
+from posevae.device import autocast_for, resolve_device
+from posevae.evaluation.predict import predict_test_split
+from posevae.files import atomic_write_text
+from posevae.jobs.compare import _convert, train_or_resume
+from posevae.jobs.demo import DEMO_DATA, demo_config
+from posevae.model.checkpoint import load_checkpoint, model_from_checkpoint
+from posevae.model.rollout import generate, to_unit_float
+from posevae.model.vae import PoseVAE, count_parameters
+from posevae.run_folder import RunFolder
+from posevae.training.loop import TrainingDiverged
+from posevae.training.setup import build_optimizer
+from posevae.training.step import train_clip
+from posevae.training.validation import evaluate_video
 
 DEFAULT_RUNS = (
     "lab", "fast", "sharp",
@@ -71,7 +76,8 @@ DEFAULT_RUNS = (
     "sharp-nowarp-gdl:preset=sharp,warp=false,gdl_weight=0.1",
 )
 PROBE_VAL_FRAMES = 32  # validation frames timed by the probe (then scaled to --val_vi_len)
-PERSON_METRICS = {"pose_region_psnr": "pose PSNR", "person_box_psnr": "box PSNR"}  # if posevae.metrics has them
+# if posevae.metrics has them
+PERSON_METRICS = {"pose_region_psnr": "pose PSNR", "person_box_psnr": "box PSNR"}
 
 
 @dataclasses.dataclass
@@ -141,10 +147,12 @@ def probe(cfg: RunConfig, n_batches: int, progress: bool) -> dict[str, float]:
     device = resolve_device(t.device)
     clips = ClipDataset(load_video(d.DR, "train", m.frame_H, m.frame_W, d.cache_dir, progress=progress),
                         d.train_vi_len, d.stride, d.partial)
-    val = load_val_video(d.DR, m.frame_H, m.frame_W, min(d.val_vi_len, PROBE_VAL_FRAMES), d.cache_dir, progress)
+    val = load_val_video(d.DR, m.frame_H, m.frame_W, min(d.val_vi_len, PROBE_VAL_FRAMES), d.cache_dir,
+                         progress)
     torch.manual_seed(t.seed)
-    model = PoseVAE(m).to(device, memory_format=torch.channels_last if t.channels_last else torch.preserve_format)
-    flush = torch.set_flush_denormal(True)  # as posevae.train
+    memory_format = torch.channels_last if t.channels_last else torch.preserve_format
+    model = PoseVAE(m).to(device, memory_format=memory_format)
+    flush = torch.set_flush_denormal(True)  # as posevae.training.loop
     try:
         batch_s = _time_batches(model.train(), cfg, clips, device, n_batches)
         started = time.perf_counter()
@@ -152,7 +160,7 @@ def probe(cfg: RunConfig, n_batches: int, progress: bool) -> dict[str, float]:
                        autocast=lambda: autocast_for(device, t.precision))
         val_s = (time.perf_counter() - started) * (d.val_vi_len - 1) / (len(val) - 1)
     finally:
-        if flush:  # process-wide CPU state: give it back, as posevae.train does
+        if flush:  # process-wide CPU state: give it back, as posevae.training.loop does
             torch.set_flush_denormal(False)
     batches = len(clips) // t.batch_size
     frames_per_batch = t.batch_size * (d.train_vi_len - 1)
@@ -177,9 +185,11 @@ def plan_epochs(spec: RunSpec, args: argparse.Namespace, plan: dict[str, Any]) -
 
 
 def frame_scores(pred: torch.Tensor, truth: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Frames 1..N-1 of one sequence, (N, 3, H, W) floats in [0, 1] -> mean PSNR, SSIM (and person metrics)."""
+    """Frames 1..N-1 of one sequence, (N, 3, H, W) floats in [0, 1] -> mean PSNR, SSIM (and person
+    metrics)."""
     pred, truth, labels = pred[1:], truth[1:], labels[1:]  # frame 0 is given
-    scores = {"PSNR": metrics.psnr(pred, truth).mean().item(), "SSIM": metrics.ssim(pred, truth).mean().item()}
+    scores = {"PSNR": metrics.psnr(pred, truth).mean().item(),
+              "SSIM": metrics.ssim(pred, truth).mean().item()}
     for fn, column in PERSON_METRICS.items():
         if hasattr(metrics, fn):
             scores[column] = getattr(metrics, fn)(pred, truth, labels).nanmean().item()  # NaN: empty label
@@ -187,7 +197,8 @@ def frame_scores(pred: torch.Tensor, truth: torch.Tensor, labels: torch.Tensor) 
 
 
 def validate(best: Path, cfg: RunConfig, progress: bool) -> dict[str, float]:
-    """Scores of the best checkpoint's validation rollout (the one training validated: same seed and noise)."""
+    """Scores of the best checkpoint's validation rollout (the one training validated: same seed and
+    noise)."""
     device = resolve_device(cfg.train.device)
     model = model_from_checkpoint(load_checkpoint(best), best, device)
     d, m = cfg.data, cfg.model
@@ -209,12 +220,13 @@ def read_pngs(folder: Path, n: int) -> torch.Tensor:
 def test(best: Path, cfg: RunConfig, out: Path, progress: bool) -> dict[str, float]:
     """``posevae test`` of the best checkpoint into ``out``; mean over sequences of each sequence's scores.
 
-    Scored on the uint8 frames written (as test_run scores them); needs DR/test/test_gt (the demo has it).
+    Scored on the uint8 frames written (as predict_test_split scores them); needs DR/test/test_gt (the demo
+    has it).
     """
     summary = out / "summary.json"
     if not (summary.is_file() and summary.stat().st_mtime >= best.stat().st_mtime):  # reuse a finished test
-        test_run(best, cfg.data.DR, out, seed=cfg.sample.sample_seed, device=cfg.train.device, progress=progress,
-                 cache_dir=cfg.data.cache_dir)
+        predict_test_split(best, cfg.data.DR, out, seed=cfg.sample.sample_seed, device=cfg.train.device,
+                           progress=progress, cache_dir=cfg.data.cache_dir)
     per_sequence = []
     d, m = cfg.data, cfg.model
     for seq in load_test_sequences(d.DR, m.frame_H, m.frame_W, d.cache_dir, progress):
@@ -252,7 +264,8 @@ def run_one(spec: RunSpec, args: argparse.Namespace, plan: dict[str, Any]) -> di
     wall_s = time.perf_counter() - started
     epoch_s = [float(r["seconds"]) for r in run.read_metrics()]
     train_s = sum(epoch_s) or wall_s  # the epochs' own seconds: right after a resume too
-    trained_frames = planned["epochs"] * planned["batches"] * cfg.train.batch_size * (cfg.data.train_vi_len - 1)
+    trained_frames = (planned["epochs"] * planned["batches"] * cfg.train.batch_size
+                      * (cfg.data.train_vi_len - 1))
     return {
         "name": spec.name, "preset": spec.preset, "options": {**spec.model, **spec.train},
         **model_cost(cfg.model), "epochs": planned["epochs"], "train_min": train_s / 60,
@@ -264,7 +277,8 @@ def run_one(spec: RunSpec, args: argparse.Namespace, plan: dict[str, Any]) -> di
 def machine_lines(argv: list[str]) -> list[str]:
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        cpu = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")),
+        cpu = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines()
+                    if line.startswith("Model name")),
                    "unknown")
     except OSError:
         cpu = "unknown (no lscpu)"
@@ -288,7 +302,8 @@ def table(results: list[dict[str, Any]]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         options = ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "-"
-        cells = [r["name"], f"{r['preset']}: {options}", f"{r['params']:,}", f"{r['gflop']:.3f}", str(r["epochs"]),
+        cells = [r["name"], f"{r['preset']}: {options}", f"{r['params']:,}", f"{r['gflop']:.3f}",
+                 str(r["epochs"]),
                  _fmt(r["train_min"], 1), _fmt(r["train_fps"], 1), _fmt(r["probe_train_fps"], 1),
                  *[_fmt(r["val"].get(k), digits.get(k, 2)) for k in scores],
                  *[_fmt(r["test"].get(k), digits.get(k, 2)) for k in scores]]
@@ -303,9 +318,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--data", default="data/demo", help="dataset root (`posevae data demo --out data/demo`)")
     ap.add_argument("--out", default="runs/quality", help="runs/<name>/, plan.json, quality.md, quality.json")
     ap.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), metavar="RUN",
-                    help="'name' (a preset) or 'name:preset=P,field=value,...' (ModelConfig / TrainConfig fields)")
+                    help="'name' (a preset) or 'name:preset=P,field=value,...' (ModelConfig / TrainConfig "
+                         "fields)")
     ap.add_argument("--minutes", type=float, default=8.0, help="training budget of each run (see the doc)")
-    ap.add_argument("--partial", type=float, default=DEMO_DATA["partial"], help="fraction of the training frames")
+    ap.add_argument("--partial", type=float, default=DEMO_DATA["partial"],
+                    help="fraction of the training frames")
     ap.add_argument("--val_vi_len", type=int, default=DEMO_DATA["val_vi_len"], help="validation frames")
     ap.add_argument("--frame_H", type=int, default=32)
     ap.add_argument("--frame_W", type=int, default=64)

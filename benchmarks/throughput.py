@@ -44,10 +44,11 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from posevae.config import MODEL_PRESETS, ModelConfig
+from posevae.device import autocast_for, fast_bf16_available
 from posevae.losses import kl_to_standard_normal, reconstruction_mse
-from posevae.model import PoseVAE
-from posevae.rollout import generate, to_unit_float
-from posevae.train import autocast_for, fast_bf16_available, train_clip
+from posevae.model.rollout import generate, to_unit_float
+from posevae.model.vae import PoseVAE
+from posevae.training.step import train_clip
 
 H, W, T = 32, 64, 16
 
@@ -333,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile-only", action="store_true",
                     help="only the baseline and the torch.compile configurations (implies --compile)")
     ap.add_argument("--force-bf16", action="store_true", help="run bf16 even where it is not fast")
-    ap.add_argument("--presets", default="lab,fast", help="comma-separated presets (default lab,fast; also sharp)")
+    ap.add_argument("--presets", default="lab,fast", help="comma-separated presets (default lab,fast; also "
+                                                          "sharp)")
     ap.add_argument("--lab-batch", type=int, default=None, help="default 2 on CPU, 16 on CUDA")
     ap.add_argument("--fast-batch", type=int, default=None,
                     help="batch of the fast, sharp and tiny presets: default 8 on CPU, 64 on CUDA")

@@ -23,7 +23,7 @@ def ctrl_c_at_epoch(monkeypatch, epoch: int):
 
     Returns the real teacher_forcing_ratio, so a test can put it back before resuming.
     """
-    import posevae.train as train_module
+    import posevae.training.loop as train_module
 
     real_tfr = train_module.teacher_forcing_ratio
 

@@ -20,10 +20,10 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from posevae.checkpoint import Checkpoint, save_checkpoint
-from posevae.cli import main
+from posevae.cli.main import main
 from posevae.config import DataConfig, RunConfig, TrainConfig
-from posevae.model import PoseVAE
+from posevae.model.checkpoint import Checkpoint, save_checkpoint
+from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 from tests.synthetic import make_lab_dataset
 
@@ -64,15 +64,16 @@ class Ctx:
 
     def test(self, ckpt: Path | None = None, *extra: str) -> list[str]:
         ckpt = ckpt if ckpt is not None else self.ckpt()
-        return ["test", "--ckpt", str(ckpt), "--DR", str(self.data), "--out", str(self.out), "--quiet", *extra]
+        return ["test", "--ckpt", str(ckpt), "--DR", str(self.data), "--out", str(self.out), "--quiet",
+                *extra]
 
     def stored_run(self, epoch: int = 0, **model) -> Path:
         """A run folder as `posevae train` leaves it after ``epoch`` (config.json + checkpoints/last)."""
         run = self.tmp / "stored_run"
         argv_cfg = RunConfig(model=tiny_model_config(**model),
                              data=DataConfig(DR=str(self.data), train_vi_len=6, val_vi_len=10),
-                             train=TrainConfig(save_root=str(run), batch_size=2, num_epoch=3, kl_anneal_cycle=1,
-                                               precision="fp32"))
+                             train=TrainConfig(save_root=str(run), batch_size=2, num_epoch=3,
+                                               kl_anneal_cycle=1, precision="fp32"))
         model_ = PoseVAE(argv_cfg.model)
         opt = torch.optim.Adam(model_.parameters())
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=3)
@@ -125,7 +126,7 @@ def random_bytes(c: Ctx) -> Path:
 def mismatched_weights(c: Ctx) -> Path:
     """Config of one model, weights of another (F_dim 16 vs 24)."""
     good = c.ckpt()
-    from posevae.checkpoint import load_checkpoint
+    from posevae.model.checkpoint import load_checkpoint
 
     ck = load_checkpoint(good)
     other = PoseVAE(tiny_model_config(F_dim=24)).state_dict()
@@ -170,7 +171,8 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
      lambda c: (shutil.rmtree(c.data / "test" / "test_img" / "1"), c.test())[1],
      ["have poses in", "no folder in", "test_img"]),
     ("test-first-frame-without-poses",
-     lambda c: (shutil.rmtree(c.data / "test" / "test_label" / "1"), shutil.rmtree(c.data / "test" / "test_gt"),
+     lambda c: (shutil.rmtree(c.data / "test" / "test_label" / "1"),
+                shutil.rmtree(c.data / "test" / "test_gt"),
                 c.test())[2],
      ["first frame", "but no poses", "test_label"]),
     ("test-ground-truth-count-differs",
@@ -187,7 +189,8 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
      lambda c: (truncate(c.data / "test" / "test_label" / "1" / "2.png", 0.3), c.test())[1],
      ["Cannot read image", "2.png"]),
     ("train-png-without-number",
-     lambda c: (shutil.copy(c.data / "train" / "train_img" / "0.png", c.data / "train" / "train_img" / "x.png"),
+     lambda c: (shutil.copy(c.data / "train" / "train_img" / "0.png",
+                            c.data / "train" / "train_img" / "x.png"),
                 c.train())[1],
      ["no number", "x.png"]),
     # ---- sizes
@@ -200,7 +203,8 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
     ("train-frame-size-not-divisible", lambda c: c.train("--frame_H", "15"),
      ["not divisible", "downsample", "15x32"]),
     ("train-frame-size-zero", lambda c: c.train("--frame_W", "0"), ["--frame_W must be a positive integer"]),
-    ("train-downsample-unsupported", lambda c: c.train("--downsample", "3"), ["--downsample must be 1, 2, 4 or 8"]),
+    ("train-downsample-unsupported", lambda c: c.train("--downsample", "3"),
+     ["--downsample must be 1, 2, 4 or 8"]),
     # ---- lengths
     ("train-val-video-shorter-than-val-vi-len", lambda c: c.train("--val_vi_len", "50"),
      ["val video", "has 10 frames", "--val_vi_len asks for 50"]),
@@ -212,7 +216,8 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
     # ---- impossible option values
     ("train-lr-negative", lambda c: c.train("--lr", "-0.001"), ["--lr must be positive"]),
     ("train-lr-zero", lambda c: c.train("--lr", "0"), ["--lr must be positive"]),
-    ("train-kl-ratio-zero", lambda c: c.train("--kl_anneal_ratio", "0"), ["--kl_anneal_ratio must be in (0, 1]"]),
+    ("train-kl-ratio-zero", lambda c: c.train("--kl_anneal_ratio", "0"),
+     ["--kl_anneal_ratio must be in (0, 1]"]),
     ("train-kl-ratio-above-1", lambda c: c.train("--kl_anneal_ratio", "1.5"),
      ["--kl_anneal_ratio must be in (0, 1]"]),
     ("train-partial-zero", lambda c: c.train("--partial", "0"), ["--partial must be in (0, 1]"]),
@@ -231,13 +236,15 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
     ("train-resume-other-model-config", lambda c: resume(c.stored_run(), "--F_dim", "32"),
      ["another config", "model.F_dim: 16 != 32", "stored_run"]),
     ("train-resume-truncated-checkpoint",
-     lambda c: (truncate(c.stored_run() / "checkpoints" / "last.safetensors"), resume(c.tmp / "stored_run"))[1],
+     lambda c: (truncate(c.stored_run() / "checkpoints" / "last.safetensors"),
+                resume(c.tmp / "stored_run"))[1],
      ["cannot be read", "last.safetensors", "truncated"]),
     ("train-resume-not-a-posevae-checkpoint",
      lambda c: (shutil.copy(plain_safetensors(c), c.stored_run() / "checkpoints" / "last.safetensors"),
                 resume(c.tmp / "stored_run"))[1],
      ["not a posevae checkpoint", "last.safetensors"]),
-    ("train-resume-finished-run", lambda c: resume(c.stored_run(epoch=2)), ["already finished", "stored_run"]),
+    ("train-resume-finished-run", lambda c: resume(c.stored_run(epoch=2)),
+     ["already finished", "stored_run"]),
     ("train-resume-nothing-there", lambda c: resume(c.tmp / "no_run"), ["Nothing to resume", "no_run"]),
     ("train-over-existing-run",
      lambda c: ["train", "--DR", str(c.data), "--save_root", str(c.stored_run()), *TINY],
@@ -246,7 +253,8 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
      ["does not exist", "gone.safetensors"]),
     ("test-checkpoint-truncated", lambda c: c.test(truncate(c.ckpt("cut.safetensors"), 0.6)),
      ["cannot be read", "cut.safetensors", "truncated"]),
-    ("test-checkpoint-random-bytes", lambda c: c.test(random_bytes(c)), ["cannot be read", "random.safetensors"]),
+    ("test-checkpoint-random-bytes", lambda c: c.test(random_bytes(c)),
+     ["cannot be read", "random.safetensors"]),
     ("test-checkpoint-not-posevae", lambda c: c.test(plain_safetensors(c)),
      ["not a posevae checkpoint", "plain.safetensors"]),
     ("test-checkpoint-weights-do-not-fit-its-config", lambda c: c.test(mismatched_weights(c)),
@@ -256,7 +264,8 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
      lambda c: ["train", "--DR", str(c.data), "--save_root", str(blocker(c) / "run"), *TINY],
      ["Cannot write into the run folder", "blocker"]),
     ("test-out-not-writable",
-     lambda c: ["test", "--ckpt", str(c.ckpt()), "--DR", str(c.data), "--out", str(blocker(c) / "out"), "--quiet"],
+     lambda c: ["test", "--ckpt", str(c.ckpt()), "--DR", str(c.data), "--out", str(blocker(c) / "out"),
+                "--quiet"],
      ["Cannot write to the output folder", "blocker"]),
 ]
 

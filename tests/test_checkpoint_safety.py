@@ -13,14 +13,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import posevae.generate as generate_module
-from posevae.checkpoint import Checkpoint, load_checkpoint, load_lab_ckpt, save_checkpoint
-from posevae.compare import parse_configuration
+import posevae.evaluation.predict as predict_module
 from posevae.config import RunConfig
 from posevae.data.lab import TestSequence
 from posevae.errors import UserError
-from posevae.generate import test_run
-from posevae.model import PoseVAE
+from posevae.evaluation.predict import predict_test_split
+from posevae.jobs.compare import parse_configuration
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, load_lab_ckpt, save_checkpoint
+from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 from tests.synthetic import make_lab_dataset
 
@@ -106,7 +106,8 @@ def test_truncated_safetensors_checkpoint(tmp_path):
 def test_safetensors_without_posevae_metadata(tmp_path):
     path = tmp_path / "other.safetensors"
     save_file({"weight": torch.zeros(3)}, str(path), metadata={"format": "pt"})
-    with pytest.raises(UserError, match="other.safetensors is a safetensors file but not a posevae checkpoint"):
+    with pytest.raises(UserError,
+                       match="other.safetensors is a safetensors file but not a posevae checkpoint"):
         load_checkpoint(path)
 
 
@@ -150,17 +151,17 @@ def test_test_sequence_names_cannot_write_outside_out(tmp_path, monkeypatch, nam
     """Names come from folder names (the OS forbids '/' and '..'); a name that is one anyway is refused."""
     data = make_lab_dataset(tmp_path / "data", n_train=0, n_val=0, n_test=1, test_len=3)
     ckpt = tiny_checkpoint(tmp_path / "c.safetensors")
-    real = generate_module.load_test_sequences
+    real = predict_module.load_test_sequences
 
     def renamed(*args, **kwargs) -> list[TestSequence]:
         seqs = real(*args, **kwargs)
         seqs[0].name = name
         return seqs
 
-    monkeypatch.setattr(generate_module, "load_test_sequences", renamed)
+    monkeypatch.setattr(predict_module, "load_test_sequences", renamed)
     before = files_under(tmp_path)
     with pytest.raises(UserError, match="not a plain folder name"):
-        test_run(ckpt, data, tmp_path / "work" / "out", progress=False)
+        predict_test_split(ckpt, data, tmp_path / "work" / "out", progress=False)
     after = {p for p in files_under(tmp_path) if ".posevae_cache" not in p}
     assert after == {p for p in before if ".posevae_cache" not in p}  # nothing written anywhere
 
@@ -176,21 +177,47 @@ def test_test_outputs_stay_under_out_even_for_odd_folder_names(tmp_path):
     (test / "test_label" / "1").symlink_to(outside, target_is_directory=True)
     ckpt = tiny_checkpoint(tmp_path / "c.safetensors")
     with pytest.raises(UserError, match="not a plain folder name"):  # contains '..': refused, nothing written
-        test_run(ckpt, data, tmp_path / "out", progress=False)
+        predict_test_split(ckpt, data, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
     for sub in ("test_img", "test_label", "test_gt"):
         (test / sub / "x..0").rename(test / sub / "seq_0")
     before_outside = files_under(outside)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        test_run(ckpt, data, tmp_path / "out", progress=False)
+        predict_test_split(ckpt, data, tmp_path / "out", progress=False)
     assert files_under(outside) == before_outside
     top = {p.name for p in tmp_path.iterdir()}
     assert top == {"data", "c.safetensors", "out", "elsewhere"}
-    assert (tmp_path / "out" / "pred_seqseq_0.gif").is_file() and (tmp_path / "out" / "pred_seq1.gif").is_file()
+    assert (tmp_path / "out" / "pred_seqseq_0.gif").is_file()
+    assert (tmp_path / "out" / "pred_seq1.gif").is_file()
 
 
 @pytest.mark.parametrize("entry", ["../x", "a/b", "..", ".hidden", "/abs", "x/../../y:kl_anneal_cycle=2"])
 def test_compare_configuration_names_cannot_escape(entry):
     with pytest.raises(UserError, match="must be a folder name"):
         parse_configuration(entry)
+
+
+def test_a_checkpoint_stored_with_frame_skip_still_loads(tmp_path):
+    """ModelConfig.frame_skip is prev_frame_skip now (a skip connection of the previous frame's pixels; it
+    skips
+    no frames): configs stored before, in checkpoints and config.json, still load, with the same model."""
+    from safetensors import safe_open
+
+    config = RunConfig(model=tiny_model_config())
+    assert config.model.prev_frame_skip  # the tiny preset has it
+    path = tmp_path / "new.safetensors"
+    save_checkpoint(path, Checkpoint(config, PoseVAE(config.model).state_dict(), {"epoch": 0}))
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+    stored = json.loads(metadata["config"])
+    stored["model"]["frame_skip"] = stored["model"].pop("prev_frame_skip")  # as an older posevae wrote it
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={**metadata, "config": json.dumps(stored)})
+    loaded = load_checkpoint(old)
+    assert loaded.config == config
+    PoseVAE(loaded.config.model).load_state_dict(loaded.model_state)
+    assert RunConfig.from_dict(stored) == config
+    with pytest.raises(UserError, match="Unknown ModelConfig fields"):
+        RunConfig.from_dict({"model": {"frame_skips": True}})

@@ -1,5 +1,6 @@
 """End to end through the real command line: train -> interrupt -> resume -> test, and --help."""
 
+import argparse
 import csv
 import json
 
@@ -8,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-import posevae.train as train_module
-from posevae.checkpoint import load_checkpoint
-from posevae.cli import main
+import posevae.training.loop as train_module
+from posevae.cli.main import main
 from posevae.metrics import psnr
-from posevae.model import PoseVAE
+from posevae.model.checkpoint import load_checkpoint
+from posevae.model.vae import PoseVAE
 from tests.conftest import ctrl_c_at_epoch
 from tests.synthetic import make_lab_dataset
 
@@ -35,7 +36,8 @@ def test_help_lists_commands_and_lab_flags(capsys):
 
 
 def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
-    assert main(["train", "--DR", str(tmp_path / "nowhere"), "--save_root", str(tmp_path / "run"), *TINY]) == 2
+    argv = ["train", "--DR", str(tmp_path / "nowhere"), "--save_root", str(tmp_path / "run"), *TINY]
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("posevae: error:") and "Traceback" not in err and "nowhere" in err
     assert main(["train", "--DR", str(tmp_path), "--lr", "-1", "--save_root", str(tmp_path / "r")]) == 2
@@ -93,7 +95,7 @@ def test_train_interrupt_resume_test(tmp_path, monkeypatch, capsys):
 
 
 def test_demo_passes_seed_epochs_and_prior_to_the_job(tmp_path, monkeypatch):
-    import posevae.demo_job as demo_job
+    import posevae.jobs.demo as demo_job
 
     calls = []
     monkeypatch.setattr(demo_job, "run_demo", lambda **kw: calls.append(kw))
@@ -101,9 +103,24 @@ def test_demo_passes_seed_epochs_and_prior_to_the_job(tmp_path, monkeypatch):
                  "--quiet"]) == 0
     assert main(["demo", "--out", str(tmp_path / "r1")]) == 0
     (seeded, default) = calls
-    assert (seeded["seed"], seeded["num_epoch"], seeded["prior"], seeded["progress"]) == (2, 3, "learned", False)
+    chosen = (seeded["seed"], seeded["num_epoch"], seeded["prior"], seeded["progress"])
+    assert chosen == (2, 3, "learned", False)
     assert "seed" not in default and "num_epoch" not in default  # the demo's own budget and seed
     assert demo_job.demo_config(tmp_path / "d", tmp_path / "r", "cpu").train.seed == 1
     # the seed reaches the training config
     cfg = demo_job.demo_config(tmp_path / "d", tmp_path / "r", "cpu", seed=2)
     assert cfg.train.seed == 2
+
+
+def test_the_old_frame_skip_flags_are_aliases_of_prev_frame_skip():
+    from posevae.cli.options import build_config
+    from posevae.cli.train import add_train_command
+
+    parser = argparse.ArgumentParser()
+    add_train_command(parser.add_subparsers(dest="command"))
+    for argv, expected in ((["--frame_skip"], True), (["--frame-skip"], True), (["--prev_frame_skip"], True),
+                           (["--preset", "fast", "--no-frame_skip"], False),
+                           (["--preset", "fast", "--no-prev-frame-skip"], False),
+                           (["--preset", "fast"], True)):
+        args = parser.parse_args(["train", "--DR", "data", *argv])
+        assert build_config(args, preset=args.preset).model.prev_frame_skip is expected, argv

@@ -129,9 +129,9 @@ def test_clips_non_overlapping_by_default_as_the_lab(DR: Path) -> None:
     ds = ClipDataset(load(DR), clip_len=16)
     assert len(ds) == 50 // 16 == 3
     for i in range(len(ds)):
-        f, l = ds[i]
-        assert f.shape == l.shape == (16, 3, H, W) and f.dtype == torch.uint8
-        assert index_of(f) == index_of(l) == list(range(16 * i, 16 * i + 16))
+        frames, labels = ds[i]
+        assert frames.shape == labels.shape == (16, 3, H, W) and frames.dtype == torch.uint8
+        assert index_of(frames) == index_of(labels) == list(range(16 * i, 16 * i + 16))
     assert index_of(ds[-1][0]) == list(range(32, 48))
     with pytest.raises(IndexError):
         ds[3]
@@ -162,9 +162,9 @@ def test_clips_too_few_frames_raise() -> None:
 
 def test_clips_in_a_dataloader_batch_to_b_t_c_h_w() -> None:
     loader = torch.utils.data.DataLoader(ClipDataset(synthetic_video(40), clip_len=8), batch_size=2)
-    f, l = next(iter(loader))
-    assert f.shape == (2, 8, 3, H, W) and f.dtype == torch.uint8
-    assert index_of(f[1]) == list(range(8, 16))
+    frames, labels = next(iter(loader))
+    assert frames.shape == (2, 8, 3, H, W) and frames.dtype == torch.uint8
+    assert index_of(frames[1]) == list(range(8, 16))
 
 
 # ---------------------------------------------------------------------------------- decoding details
@@ -233,7 +233,7 @@ def test_test_sequences(DR: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         seqs2 = load_test_sequences(DR, H, W, cache_dir=DR.parent / "cache")
-    assert all(torch.equal(a.labels, b.labels) for a, b in zip(seqs, seqs2))
+    assert all(torch.equal(a.labels, b.labels) for a, b in zip(seqs, seqs2, strict=True))
 
 
 def test_test_sequence_without_first_frame(DR: Path) -> None:

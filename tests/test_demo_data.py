@@ -1,4 +1,5 @@
-"""The demo dataset renderer (posevae.data.demo): layout, determinism, and that the labels match the images.
+"""The demo dataset renderer (posevae.data.demo.dataset): layout, determinism, and that the labels match the
+images.
 
 Renders are tiny (a few hundred frames at 64x128), so the whole file runs in seconds.
 """
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from posevae.data import demo_motion, demo_skeleton
-from posevae.data.demo import _render, read_demo_marker, render_demo_dataset
+from posevae.data.demo import motion as demo_motion
+from posevae.data.demo import skeleton as demo_skeleton
+from posevae.data.demo.dataset import _render, read_demo_marker, render_demo_dataset
 from posevae.errors import UserError
 
 SIZES = {"n_train": 64, "n_val": 40, "n_test": 2, "test_len": 20, "height": 64, "width": 128}

@@ -4,11 +4,12 @@ reports, prints the summary with the baseline, and a second call reuses the fini
 import csv
 import json
 
-from posevae.checkpoint import load_checkpoint
-from posevae.data.demo import render_demo_dataset
-from posevae.demo_job import run_demo
+from posevae.data.demo.dataset import render_demo_dataset
+from posevae.jobs.demo import run_demo
+from posevae.model.checkpoint import load_checkpoint
 
-TINY = dict(num_epoch=2, kl_anneal_cycle=1, batch_size=2, partial=1.0, val_vi_len=24, precision="fp32")
+TINY = {"num_epoch": 2, "kl_anneal_cycle": 1, "batch_size": 2, "partial": 1.0, "val_vi_len": 24,
+        "precision": "fp32"}
 
 
 def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, capsys):
@@ -18,7 +19,8 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "baseline: repeat the first frame" in printed and "test PSNR" in printed
     assert json.loads((out / "summary.json").read_text())["test_psnr"] == summary["test_psnr"]
-    for path in ("metrics.csv", "checkpoints/best.safetensors", "test/submission.csv", "test/compare_seq0.gif",
+    for path in ("metrics.csv", "checkpoints/best.safetensors", "test/submission.csv",
+                 "test/compare_seq0.gif",
                  "report/index.html", "report/figures/fig2_val_psnr.png"):
         assert (out / path).exists(), path
     table = (out / "report" / "table.md").read_text()

@@ -1,4 +1,4 @@
-"""torchrun training: two CPU processes (gloo) train, agree on the weights after every step, and write one run."""
+"""torchrun training: two CPU processes (gloo) train, agree on the weights after every step, write one run."""
 
 import csv
 import os
@@ -22,7 +22,8 @@ def torchrun_train(dataset: Path, run: Path, hashes: Path, *extra: str) -> subpr
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            "-m", "posevae", "train", "--DR", str(dataset), "--save_root", str(run), "--preset", "tiny",
            "--frame_H", "16", "--frame_W", "32", "--train_vi_len", "6", "--val_vi_len", "10",
-           "--batch_size", "2", "--num_epoch", "2", "--kl_anneal_cycle", "1", "--precision", "fp32", "--quiet",
+           "--batch_size", "2", "--num_epoch", "2", "--kl_anneal_cycle", "1", "--precision", "fp32",
+           "--quiet",
            *extra]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
 
@@ -73,8 +74,10 @@ def test_resume_under_torchrun_continues_exactly(tmp_path):
     shutil.copytree(full, cut)
     shutil.copy(cut / "checkpoints" / "epoch_1.safetensors", cut / "checkpoints" / "last.safetensors")
     (cut / "checkpoints" / "epoch_2.safetensors").unlink()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "POSEVAE_DEBUG_WEIGHT_HASH_DIR": str(tmp_path / "hashes_cut")}
-    resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "POSEVAE_DEBUG_WEIGHT_HASH_DIR": str(tmp_path / "hashes_cut")}
+    resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                              "--standalone",
                               "-m", "posevae", "train", "--resume", str(cut), "--quiet"],
                              env=env, capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -84,7 +87,8 @@ def test_resume_under_torchrun_continues_exactly(tmp_path):
     full_hashes = (hashes / "rank0.txt").read_text().splitlines()
     for rank in (0, 1):
         assert (tmp_path / "hashes_cut" / f"rank{rank}.txt").read_text().splitlines() == full_hashes[2:]
-    a, b = load_file(str(full / "checkpoints" / "last.safetensors")), load_file(str(cut / "checkpoints" / "last.safetensors"))
+    a = load_file(str(full / "checkpoints" / "last.safetensors"))
+    b = load_file(str(cut / "checkpoints" / "last.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     with open(cut / "metrics.csv") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]

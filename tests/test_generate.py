@@ -1,4 +1,4 @@
-"""Test-time generation (posevae.generate) and the media writers (posevae.media), on a tiny model and data."""
+"""Test generation (posevae.evaluation) and the media writers (posevae.media), on a tiny model and data."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ import pytest
 import torch
 from PIL import Image
 
-import posevae.generate as generate_mod  # imported as a module: pytest would collect a bare `test_run`
-from posevae.checkpoint import Checkpoint, save_checkpoint
-from posevae.config import RunConfig
+import posevae.evaluation.predict as predict_module
+from posevae.config import SEED_STRIDE, RunConfig
 from posevae.device import resolve_device
 from posevae.errors import UserError
+from posevae.evaluation.predict import predict_test_split
+from posevae.evaluation.scores import SAMPLE_COLUMNS
+from posevae.evaluation.submission import write_submission
 from posevae.media import save_frames_png, save_gif, save_mp4, side_by_side, to_uint8
 from posevae.metrics import psnr, ssim
-from posevae.model import PoseVAE
+from posevae.model.checkpoint import Checkpoint, model_from_checkpoint, save_checkpoint
+from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 
 H, W, N_FRAMES, N_SEQ = 16, 32, 6, 2
@@ -96,14 +99,14 @@ def _person_psnr_numpy(pred: np.ndarray, truth: np.ndarray, label: np.ndarray) -
 def full_run(setup):
     ckpt, DR, truths, root = setup
     out = root / "out"
-    summary = generate_mod.test_run(ckpt, DR, out, seed=3, device="cpu", progress=False)
+    summary = predict_test_split(ckpt, DR, out, seed=3, device="cpu", progress=False)
     return out, summary
 
 
 def _run(setup, out_name: str, **kw) -> Path:
     ckpt, DR, _, root = setup
     out = root / out_name
-    generate_mod.test_run(ckpt, DR, out, device="cpu", progress=False, write_frames=False, **kw)
+    predict_test_split(ckpt, DR, out, device="cpu", progress=False, write_frames=False, **kw)
     return out
 
 
@@ -186,8 +189,10 @@ def test_scores_have_the_person_metrics_and_skip_empty_labels(setup, full_run):
         name = str(i)
         labels = [np.asarray(Image.open(DR / "test" / "test_label" / name / f"{k}.png")).transpose(2, 0, 1)
                   for k in range(N_FRAMES)]
-        want = np.array([_person_psnr_numpy(rows[i, k], truths[name][k], labels[k]) for k in range(1, N_FRAMES)])
-        got = np.array([[float(r["psnr_pose"]), float(r["psnr_box"])] for r in scores if r["sequence"] == name])
+        want = np.array([_person_psnr_numpy(rows[i, k], truths[name][k], labels[k])
+                         for k in range(1, N_FRAMES)])
+        got = np.array([[float(r["psnr_pose"]), float(r["psnr_box"])]
+                        for r in scores if r["sequence"] == name])
         np.testing.assert_allclose(got, want, atol=1e-4)  # NaN where NaN
         assert np.isnan(want[:, 0]).sum() == (name == EMPTY_LABEL[0])  # the empty label's frame
         entry = summary["sequences"][name]
@@ -195,7 +200,8 @@ def test_scores_have_the_person_metrics_and_skip_empty_labels(setup, full_run):
         assert entry["psnr_box"] == pytest.approx(np.nanmean(want[:, 1]), abs=1e-4)
         assert entry["psnr_pose"] != pytest.approx(entry["psnr"], abs=0.01)  # not the whole frame
     for key in ("psnr_pose", "psnr_box"):
-        assert summary[f"mean_{key}"] == pytest.approx(np.mean([e[key] for e in summary["sequences"].values()]))
+        mean = np.mean([e[key] for e in summary["sequences"].values()])
+        assert summary[f"mean_{key}"] == pytest.approx(mean)
 
 
 def test_same_seed_same_csv_other_seed_other_csv(setup, full_run):
@@ -216,8 +222,8 @@ def test_a_sequence_does_not_depend_on_the_others(setup, full_run, tmp_path):
         for f in (DR / "test" / sub / "0").iterdir():
             f.unlink()
         (DR / "test" / sub / "0").rmdir()
-    generate_mod.test_run(ckpt, DR, tmp_path / "out", seed=3, device="cpu", progress=False,
-                          write_frames=False)
+    predict_test_split(ckpt, DR, tmp_path / "out", seed=3, device="cpu", progress=False,
+                       write_frames=False)
     alone = _read_submission(tmp_path / "out" / "submission.csv")[1][:, 1:]
     full = _read_submission(out / "submission.csv")[1][:, 1:]
     np.testing.assert_array_equal(alone, full[N_FRAMES:])
@@ -233,10 +239,10 @@ def test_without_ground_truth_only_the_predictions_are_written(setup, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "scores.csv").write_text("stale\n")  # of an earlier run with ground truth
-    summary = generate_mod.test_run(ckpt, DR, out, device="cpu", progress=False, write_frames=False)
+    summary = predict_test_split(ckpt, DR, out, device="cpu", progress=False, write_frames=False)
     assert summary["mean_psnr"] is None
-    assert summary["sequences"]["0"] == {"frames": N_FRAMES, "psnr": None, "ssim": None, "baseline_psnr": None,
-                                         "psnr_pose": None, "psnr_box": None}
+    assert summary["sequences"]["0"] == {"frames": N_FRAMES, "psnr": None, "ssim": None,
+                                         "baseline_psnr": None, "psnr_pose": None, "psnr_box": None}
     assert sorted(p.name for p in out.iterdir() if p.suffix != ".mp4") == [  # mp4 if imageio-ffmpeg is here
         "pred_seq0.gif", "pred_seq1.gif", "submission.csv", "summary.json"]
     rows = _read_submission(out / "submission.csv")[1]
@@ -255,21 +261,21 @@ def test_unwritable_out_is_a_user_error(setup, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     with pytest.raises(UserError, match="a_file"):
-        generate_mod.test_run(ckpt, DR, blocker / "out", device="cpu", progress=False)
+        predict_test_split(ckpt, DR, blocker / "out", device="cpu", progress=False)
 
 
 def test_bad_options_are_user_errors(setup, tmp_path):
     ckpt, DR, _, _ = setup
     with pytest.raises(UserError, match="z_mode"):
-        generate_mod.test_run(ckpt, DR, tmp_path / "o", z_mode="median", progress=False)
+        predict_test_split(ckpt, DR, tmp_path / "o", z_mode="median", progress=False)
     with pytest.raises(UserError, match="does not exist"):
-        generate_mod.test_run(tmp_path / "missing.safetensors", DR, tmp_path / "o", progress=False)
+        predict_test_split(tmp_path / "missing.safetensors", DR, tmp_path / "o", progress=False)
 
 
 def test_write_submission_format(tmp_path):
     a = torch.arange(2 * 3 * 1 * 2, dtype=torch.uint8).reshape(2, 3, 1, 2)
     b = torch.full((1, 3, 1, 2), 255, dtype=torch.uint8)
-    assert generate_mod.write_submission(tmp_path / "s.csv", [a, b]) == 3
+    assert write_submission(tmp_path / "s.csv", [a, b]) == 3
     assert (tmp_path / "s.csv").read_text() == (
         "id,0,1,2,3,4,5\n0,0,1,2,3,4,5\n1,6,7,8,9,10,11\n2,255,255,255,255,255,255\n")
 
@@ -346,24 +352,24 @@ def test_resolve_device():
 def multi_run(setup):
     ckpt, DR, truths, root = setup
     out = root / "multi"
-    summary = generate_mod.test_run(ckpt, DR, out, seed=3, device="cpu", progress=False, write_frames=False,
-                                    samples=4, noise_scale=1.0)
+    summary = predict_test_split(ckpt, DR, out, seed=3, device="cpu", progress=False,
+                               write_frames=False, samples=4, noise_scale=1.0)
     return out, summary
 
 
 def _sample_rollouts(setup, n: int) -> list[torch.Tensor]:
     """The n rollouts of sequence 0 that --samples n draws, regenerated one by one with their seeds."""
     ckpt, DR, _, _ = setup
-    from posevae.checkpoint import load_checkpoint
     from posevae.data.lab import load_test_sequences
-    from posevae.rollout import generate
+    from posevae.model.checkpoint import load_checkpoint
+    from posevae.model.rollout import generate
 
     checkpoint = load_checkpoint(ckpt)
-    model = generate_mod.model_from_checkpoint(checkpoint, ckpt, torch.device("cpu"))
+    model = model_from_checkpoint(checkpoint, ckpt, torch.device("cpu"))
     seq = load_test_sequences(DR, H, W)[0]
     first, poses = seq.first_frame[None].float() / 255, seq.labels[None].float() / 255
     return [to_uint8(generate(model, first, poses, noise_scale=1.0, generator=torch.Generator().manual_seed(
-        3 + 0 + k * generate_mod.SAMPLE_SEED_STRIDE))[0]) for k in range(n)]
+        3 + 0 + k * SEED_STRIDE))[0]) for k in range(n)]
 
 
 def test_samples_are_distinct_and_best_of_n_is_at_least_their_mean(setup, multi_run):
@@ -398,13 +404,14 @@ def test_samples_are_distinct_and_best_of_n_is_at_least_their_mean(setup, multi_
 
 def test_samples_report_the_deterministic_rollout_and_the_posterior_bound(setup, multi_run):
     out, summary = multi_run
-    mean_run = generate_mod.test_run(setup[0], setup[1], setup[3] / "zmean", seed=3, device="cpu", progress=False,
-                                     write_frames=False, z_mode="mean")
+    mean_run = predict_test_split(setup[0], setup[1], setup[3] / "zmean", seed=3, device="cpu",
+                                progress=False, write_frames=False, z_mode="mean")
     multi = summary["multi_sample"]
     for name in ("0", "1"):
         assert multi["sequences"][name]["deterministic"]["psnr"] == pytest.approx(
             mean_run["sequences"][name]["psnr"], abs=1e-5)
-        assert multi["sequences"][name]["posterior"]["psnr"] != multi["sequences"][name]["deterministic"]["psnr"]
+        sequence = multi["sequences"][name]
+        assert sequence["posterior"]["psnr"] != sequence["deterministic"]["psnr"]
     for kind in ("mean_of_n", "best_of_n", "deterministic", "posterior"):
         for metric in ("psnr", "psnr_pose", "psnr_box"):
             assert multi["mean"][kind][metric] == pytest.approx(
@@ -412,26 +419,27 @@ def test_samples_report_the_deterministic_rollout_and_the_posterior_bound(setup,
     assert multi["sequences"]["0"]["deterministic"]["psnr_pose"] == pytest.approx(
         mean_run["sequences"]["0"]["psnr_pose"], abs=1e-5)
     lines = (out / "samples.csv").read_text().splitlines()
-    assert lines[0].split(",") == generate_mod.SAMPLE_COLUMNS
+    assert lines[0].split(",") == SAMPLE_COLUMNS
     assert len(lines) == 1 + N_SEQ * (N_FRAMES - 1)
     seq0 = np.array([[float(v) for v in line.split(",")[2:]] for line in lines[1:N_FRAMES]])
     assert seq0[:, 0].mean() == pytest.approx(multi["sequences"]["0"]["mean_of_n"]["psnr"], abs=1e-5)
     seq1 = {c: [float(line.split(",")[j]) for line in lines[N_FRAMES:]]
-            for j, c in enumerate(generate_mod.SAMPLE_COLUMNS) if j >= 2}
+            for j, c in enumerate(SAMPLE_COLUMNS) if j >= 2}
     assert math.isnan(seq1["psnr_pose_mean_of_n"][EMPTY_LABEL[1] - 1])  # frame 2's label is empty
     assert np.nanmean(seq1["psnr_pose_best_of_n"]) == pytest.approx(
         multi["sequences"]["1"]["best_of_n"]["psnr_pose"], abs=1e-5)
-    with Image.open(out / "samples_seq0.gif") as im:  # truth | 4 samples, upscaled less than 8x to stay narrow
+    # truth | 4 samples, upscaled less than 8x to stay narrow
+    with Image.open(out / "samples_seq0.gif") as im:
         width = 5 * W + 4 * 2
-        scale = min(8, generate_mod.SAMPLES_GIF_WIDTH // width)
+        scale = min(8, predict_module.SAMPLES_GIF_WIDTH // width)
         assert scale < 8 and im.size == (width * scale, H * scale) and im.n_frames == N_FRAMES
 
 
 def test_samples_need_sampling(setup, tmp_path):
     ckpt, DR, _, _ = setup
     with pytest.raises(UserError, match="--z_mode sample"):
-        generate_mod.test_run(ckpt, DR, tmp_path / "o", samples=3, z_mode="mean", progress=False)
+        predict_test_split(ckpt, DR, tmp_path / "o", samples=3, z_mode="mean", progress=False)
     with pytest.raises(UserError, match="--samples must be >= 1"):
-        generate_mod.test_run(ckpt, DR, tmp_path / "o", samples=0, progress=False)
+        predict_test_split(ckpt, DR, tmp_path / "o", samples=0, progress=False)
     assert not (tmp_path / "o").exists()
     # without ground truth the samples are drawn but not scored: tests/test_no_ground_truth.py

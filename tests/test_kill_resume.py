@@ -1,12 +1,12 @@
 """No data lost: a real `posevae train` process is SIGKILLed at random moments and resumed, many times.
 
 Two independent chains run side by side (the test machine may have two cores), each killed
-``KILLS_PER_CHAIN`` times (10 SIGKILLs in all) at seeded random moments: some during start-up (data decoding, cache writing,
-before any checkpoint exists, when the run is started afresh), most after training started, spread over the
-epochs and so over the checkpoint, metrics and per-frame CSV saves. After every kill each checkpoint file
-must load, and `posevae train --resume RUN` (or a fresh start when no checkpoint exists yet) must carry on.
-A third, uninterrupted process gives the reference: the killed-and-resumed runs must end with the same
-weights and the same metrics.
+``KILLS_PER_CHAIN`` times (10 SIGKILLs in all) at seeded random moments: some during start-up (data decoding,
+cache writing, before any checkpoint exists, when the run is started afresh), most after training started,
+spread over the epochs and so over the checkpoint, metrics and per-frame CSV saves. After every kill each
+checkpoint file must load, and `posevae train --resume RUN` (or a fresh start when no checkpoint exists yet)
+must carry on. A third, uninterrupted process gives the reference: the killed-and-resumed runs must end with
+the same weights and the same metrics.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from posevae.checkpoint import load_checkpoint
+from posevae.model.checkpoint import load_checkpoint
 from tests.synthetic import make_lab_dataset
 
 N_EPOCH = 5
@@ -32,7 +32,8 @@ KILLS_PER_CHAIN = 5  # 10 kills in all
 EPOCH_S = 0.45  # a first guess at one epoch on one core; each chain then measures its own epochs
 MAX_STARTS = 40  # per chain, so a bug cannot loop forever
 
-TRAIN = ["--preset", "tiny", "--frame_H", "16", "--frame_W", "32", "--train_vi_len", "6", "--val_vi_len", "10",
+TRAIN = ["--preset", "tiny", "--frame_H", "16", "--frame_W", "32", "--train_vi_len", "6",
+         "--val_vi_len", "10",
          "--batch_size", "2", "--num_epoch", str(N_EPOCH), "--kl_anneal_cycle", "1", "--precision", "fp32",
          "--per_save", "1", "--seed", "3", "--quiet"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -87,13 +88,15 @@ def chain(data: Path, run: Path, seed: int, kills: int) -> dict[str, int]:
         if counts["kills"] < kills:
             if counts["starts"] == 1 or rng.random() < 0.2:  # start-up: imports, data decoding, cache writing
                 deadline = t0 + rng.uniform(0.1, 3.0)
-            else:  # once training started (config.json is rewritten just before the first epoch): epochs, saves
+            # once training started (config.json is rewritten just before the first epoch): epochs, saves
+            else:
                 while proc.poll() is None and (not config.exists() or config.stat().st_mtime_ns == stamp):
                     time.sleep(0.005)
                 # a random epoch still to run, then a random moment within it (training, validation, saves);
                 # paced by the epochs seen, not by a fixed duration: machines differ several times in speed
                 done = epochs_done(run)
-                target = rng.randint(done, max(done, N_EPOCH - 2))  # the last epoch only when nothing else is left
+                # the last epoch only when nothing else is left
+                target = rng.randint(done, max(done, N_EPOCH - 2))
                 epoch_s = wait_for_epoch(proc, run, target, epoch_s)
                 deadline = time.monotonic() + rng.uniform(0.0, epoch_s)
             while proc.poll() is None and time.monotonic() < deadline:
@@ -144,19 +147,21 @@ def test_sigkill_at_random_moments_then_resume_always_finishes_with_the_uninterr
     runs = [tmp_path / f"chain{i}" for i in range(CHAINS)]
     reference = tmp_path / "reference"
     with ThreadPoolExecutor(CHAINS + 1) as pool:
-        futures = [pool.submit(chain, data, run, seed=1234 + i, kills=KILLS_PER_CHAIN) for i, run in enumerate(runs)]
+        futures = [pool.submit(chain, data, run, seed=1234 + i, kills=KILLS_PER_CHAIN)
+                   for i, run in enumerate(runs)]
         ref = pool.submit(chain, data, reference, seed=0, kills=0)
         counts = [f.result() for f in futures]
         assert ref.result()["starts"] == 1
     total_kills = sum(c["kills"] for c in counts)
     # a kill planned after the run's end finds it finished: most must hit a running process
     assert total_kills >= CHAINS * KILLS_PER_CHAIN - 2, counts
-    assert all(c["fresh_starts"] >= 2 for c in counts), counts  # killed before the first checkpoint: fresh start
+    # killed before the first checkpoint: fresh start
+    assert all(c["fresh_starts"] >= 2 for c in counts), counts
 
     expected_weights = load_checkpoint(reference / "checkpoints" / "last.safetensors").model_state
     expected_rows = metrics(reference)
     assert [int(r["epoch"]) for r in expected_rows] == list(range(N_EPOCH))
-    for run, c in zip(runs, counts):
+    for run, c in zip(runs, counts, strict=True):
         names = {p.name for p in (run / "checkpoints").glob("*.safetensors")}
         assert names == {"last.safetensors", "best.safetensors",
                          *(f"epoch_{e}.safetensors" for e in range(1, N_EPOCH + 1))}, (names, c)

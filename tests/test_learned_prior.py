@@ -7,14 +7,13 @@ import json
 import pytest
 import torch
 
-from posevae.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from posevae.config import RunConfig
 from posevae.errors import UserError
-from posevae.generate import model_from_checkpoint
 from posevae.losses import kl_between_gaussians, kl_to_standard_normal, step_kl
-from posevae.model import PoseVAE, StepOutput
-from posevae.rollout import evaluating, generate
-from posevae.train import train_clip
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
+from posevae.model.rollout import evaluating, generate
+from posevae.model.vae import PoseVAE, StepOutput
+from posevae.training.step import train_clip
 from tests.conftest import tiny_model_config
 
 H, W = 16, 32
@@ -28,7 +27,8 @@ def test_kl_between_gaussians_agrees_with_monte_carlo():
     p = torch.distributions.Normal(mu_p, (0.5 * lv_p).exp())
     z = q.sample((400_000,))
     mc = (q.log_prob(z) - p.log_prob(z)).mean(0).sum().item()
-    kl = kl_between_gaussians(mu_q.view(1, 3), lv_q.view(1, 3), mu_p.view(1, 3), lv_p.view(1, 3), "batch").item()
+    kl = kl_between_gaussians(mu_q.view(1, 3), lv_q.view(1, 3), mu_p.view(1, 3), lv_p.view(1, 3),
+                              "batch").item()
     assert kl == pytest.approx(mc, abs=5e-3)
     assert kl == pytest.approx(torch.distributions.kl_divergence(q, p).sum().item(), rel=1e-5)
 
@@ -48,7 +48,8 @@ def test_kl_to_the_standard_normal_is_the_special_case_and_normalisations_agree(
     for norm in ("elements", "batch"):
         assert kl_between_gaussians(mu, logvar, zeros, zeros, norm).item() == pytest.approx(
             kl_to_standard_normal(mu, logvar, norm).item(), rel=1e-5)
-    out = StepOutput(torch.zeros(1), mu, logvar, mu + 1, logvar)  # a learned prior's output goes to KL(q || p)
+    # a learned prior's output goes to KL(q || p)
+    out = StepOutput(torch.zeros(1), mu, logvar, mu + 1, logvar)
     assert step_kl(out).item() == pytest.approx(kl_between_gaussians(mu, logvar, mu + 1, logvar).item())
     assert step_kl(StepOutput(torch.zeros(1), mu, logvar)).item() == pytest.approx(
         kl_to_standard_normal(mu, logvar).item())
@@ -107,7 +108,7 @@ def test_training_with_a_learned_prior_reaches_the_prior_and_lowers_the_loss():
         if not losses:
             assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.prior.parameters())
         opt.step()
-        losses.append(stats.loss)
+        losses.append(stats.loss_per_frame)
     assert stats.finite and losses[-1] < 0.5 * losses[0]
 
 
@@ -164,6 +165,7 @@ def test_per_row_generators_make_rows_independent_of_the_batch():
     with evaluating(model):
         batch = generate(model, first, poses, noise_scale=1.0,
                          generator=[torch.Generator().manual_seed(s) for s in (5, 6, 7)])
-        alone = generate(model, first[1:2], poses[1:2], noise_scale=1.0, generator=[torch.Generator().manual_seed(6)])
+        alone = generate(model, first[1:2], poses[1:2], noise_scale=1.0,
+                         generator=[torch.Generator().manual_seed(6)])
     torch.testing.assert_close(batch[1:2], alone, atol=1e-5, rtol=0)
     assert not torch.allclose(batch[0, 1:], batch[1, 1:])

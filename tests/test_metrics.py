@@ -6,8 +6,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posevae.metrics import (frame_and_person_psnr, person_box_mask, person_box_psnr, pose_region_mask,
-                             pose_region_psnr, psnr, ssim)
+from posevae.metrics import (
+    frame_and_person_psnr,
+    person_box_mask,
+    person_box_psnr,
+    pose_region_mask,
+    pose_region_psnr,
+    psnr,
+    ssim,
+)
 
 
 def test_psnr_is_per_frame_not_per_batch():
@@ -25,7 +32,7 @@ def test_psnr_is_per_frame_not_per_batch():
 def test_psnr_matches_numpy_oracle():
     rng = np.random.default_rng(0)
     a, b = rng.random((4, 3, 16, 32)), rng.random((4, 3, 16, 32))
-    expected = [10 * math.log10(1 / np.mean((x - y) ** 2)) for x, y in zip(a, b)]
+    expected = [10 * math.log10(1 / np.mean((x - y) ** 2)) for x, y in zip(a, b, strict=True)]
     got = psnr(torch.from_numpy(a), torch.from_numpy(b))
     assert got.tolist() == pytest.approx(expected, rel=1e-5)
 

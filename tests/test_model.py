@@ -3,8 +3,8 @@ import torch
 
 from posevae.config import ModelConfig
 from posevae.errors import UserError
-from posevae.model import PoseVAE, count_parameters
-from posevae.rollout import evaluating, generate, rollout
+from posevae.model.rollout import evaluating, generate, rollout
+from posevae.model.vae import PoseVAE, count_parameters
 from tests.conftest import tiny_model_config
 
 
@@ -99,7 +99,8 @@ def test_noise_scale_zero_equals_z_mean_and_generation_is_seeded():
     b = generate(model, first, poses, z_mode="mean")
     assert torch.allclose(a, b)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    assert torch.equal(generate(model, first, poses, generator=g1), generate(model, first, poses, generator=g2))
+    a, b = generate(model, first, poses, generator=g1), generate(model, first, poses, generator=g2)
+    assert torch.equal(a, b)
 
 
 def test_generate_uses_eval_mode_and_restores_training_mode():
@@ -115,7 +116,7 @@ def test_generate_uses_eval_mode_and_restores_training_mode():
 
 def test_logvar_bound_is_soft_so_a_runaway_variance_can_come_back():
     """A hard clamp at 10 passes no gradient: a logvar past it stayed there and its noise broke training."""
-    from posevae.model import _finite_gaussian
+    from posevae.model.vae import _finite_gaussian
 
     raw = torch.tensor([-40.0, -3.0, 0.0, 3.0, 24.0], requires_grad=True)
     _, logvar = _finite_gaussian(torch.zeros(5), raw)
@@ -142,3 +143,41 @@ def test_the_step_compiles_with_a_dynamic_batch():
         eager_prior = model(x[0], x[1], noise_scale=0.5).frame
         torch.manual_seed(7)
         torch.testing.assert_close(compiled(x[0], x[1], noise_scale=0.5).frame, eager_prior)
+
+
+def test_a_nan_pixel_becomes_mid_grey():
+    """NaN never leaves the step: a NaN pixel becomes NAN_PIXEL (0.5, the lab's value), +Inf 1 and -Inf 0."""
+    from posevae.model.vae import NAN_PIXEL
+
+    for variant in ("posevae", "template"):
+        overrides = {"variant": variant} if variant == "posevae" else {
+            "variant": "template", "downsample": 1, "prev_frame_skip": False}
+        model = PoseVAE(tiny_model_config(16, 32, **overrides))
+        raw = torch.full((2, 3, 16, 32), float("nan"))
+        raw[:, 0, 0, 0], raw[:, 1, 0, 0] = float("inf"), float("-inf")
+        model._generate = lambda *args, raw=raw: raw  # a generator that has gone bad
+        frame = model(torch.rand(2, 3, 16, 32), torch.rand(2, 3, 16, 32)).frame
+        assert NAN_PIXEL == 0.5 and (frame[:, 2] == 0.5).all() and (frame[:, :, 1:] == 0.5).all(), variant
+        assert (frame[:, 0, 0, 0] == 1).all() and (frame[:, 1, 0, 0] == 0).all(), variant
+
+
+def test_one_default_noise_scale_for_forward_rollout_generate_and_the_config():
+    """rollout() called directly used to draw unscaled noise (1.0) where generate() and the config use 0.5."""
+    from posevae.config import DEFAULT_NOISE_SCALE, SampleConfig
+
+    assert DEFAULT_NOISE_SCALE == SampleConfig().noise_scale == 0.5
+    model = PoseVAE(tiny_model_config(16, 32))
+    first, poses = torch.rand(2, 3, 16, 32), torch.rand(2, 4, 3, 16, 32)
+
+    def frames(call, **kw):
+        with evaluating(model), torch.inference_mode():
+            return call(model, first, poses, generator=torch.Generator().manual_seed(4), **kw)
+
+    default = frames(rollout)
+    assert torch.equal(default, frames(rollout, noise_scale=0.5))
+    assert torch.equal(default, frames(generate))
+    assert not torch.equal(default, frames(rollout, noise_scale=1.0))
+    with evaluating(model), torch.inference_mode():
+        step = model(first, poses[:, 1], generator=torch.Generator().manual_seed(4)).frame
+        assert torch.equal(step, model(first, poses[:, 1], noise_scale=0.5,
+                                       generator=torch.Generator().manual_seed(4)).frame)

@@ -10,10 +10,10 @@ import shutil
 
 import pytest
 
-from posevae.checkpoint import Checkpoint, save_checkpoint
-from posevae.cli import main
+from posevae.cli.main import main
 from posevae.config import RunConfig
-from posevae.model import PoseVAE
+from posevae.model.checkpoint import Checkpoint, save_checkpoint
+from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 from tests.synthetic import make_lab_dataset
 
@@ -82,7 +82,8 @@ def test_ground_truth_for_some_sequences_scores_those_and_names_the_others(world
     expected = (full["sequences"]["0"]["psnr"] + full["sequences"]["2"]["psnr"]) / 2
     assert part["mean_psnr"] == pytest.approx(expected)
     for key in ("psnr_pose", "psnr_box"):  # the person metrics too: over the scored sequences
-        assert part[f"mean_{key}"] == pytest.approx((full["sequences"]["0"][key] + full["sequences"]["2"][key]) / 2)
+        mean = (full["sequences"]["0"][key] + full["sequences"]["2"][key]) / 2
+        assert part[f"mean_{key}"] == pytest.approx(mean)
     assert {row[0] for row in _rows(part_out / "scores.csv")} == {"0", "2"}
     assert (part_out / "submission.csv").read_bytes() == (full_out / "submission.csv").read_bytes()
 
@@ -110,7 +111,8 @@ def test_samples_with_some_ground_truth_score_those_sequences(world, tmp_path, c
     multi = json.loads((out / "summary.json").read_text())["multi_sample"]
     posterior = multi["mean"]["posterior"]
     assert (f"posterior bound              PSNR {posterior['psnr']:6.2f} dB  SSIM {posterior['ssim']:.4f}  "
-            f"pose {posterior['psnr_pose']:.2f} dB  box {posterior['psnr_box']:.2f} dB") in capsys.readouterr().out
+            f"pose {posterior['psnr_pose']:.2f} dB  box {posterior['psnr_box']:.2f} dB"
+            ) in capsys.readouterr().out
     assert sorted(multi["sequences"]) == ["1", "2"]
     assert {row[0] for row in _rows(out / "samples.csv")} == {"1", "2"}
 
@@ -158,11 +160,12 @@ def test_report_and_demo_summary_of_a_run_tested_without_ground_truth(world, tmp
     table = (tmp_path / "report" / "table.md").read_text()
     assert "nan" not in table.lower() and "None" not in table
 
-    from posevae.demo_job import _print_summary
+    from posevae.jobs.demo import _print_summary
 
     test = json.loads((run / "test" / "summary.json").read_text())
-    summary = {"gain_over_baseline_db": None, "seconds_total": 1.0, "val_psnr_pose": 15.0, "val_psnr_box": 16.0,
-               "test_psnr_pose": test["mean_psnr_pose"], "test_psnr_box": test["mean_psnr_box"]}
+    summary = {"gain_over_baseline_db": None, "seconds_total": 1.0, "val_psnr_pose": 15.0,
+               "val_psnr_box": 16.0, "test_psnr_pose": test["mean_psnr_pose"],
+               "test_psnr_box": test["mean_psnr_box"]}
     _print_summary(summary, test, 20.0, tmp_path, None)
     printed = capsys.readouterr().out
     assert "n/a" in printed and "test scores skipped: no ground truth" in printed

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from posevae.config import MODEL_PRESETS, ModelConfig
-from posevae.model import PoseVAE, count_parameters
+from posevae.model.vae import PoseVAE, count_parameters
 
-REFERENCE = json.loads((Path(__file__).parent / "reference" / "presets_before_sharp.json").read_text())["presets"]
+REFERENCE_FILE = Path(__file__).parent / "reference" / "presets_before_sharp.json"
+REFERENCE = json.loads(REFERENCE_FILE.read_text())["presets"]
 
 
 @pytest.mark.parametrize("preset", ["lab", "fast", "tiny"])
@@ -25,9 +26,10 @@ def test_existing_presets_build_the_same_model_as_before(preset):
     assert count_parameters(model) == ref["parameters"]
     assert [[k, list(v.shape)] for k, v in model.state_dict().items()] == ref["state_dict"]
     # the same initial weights: no new module draws from the RNG before (or between) the old ones
-    assert sum(p.double().sum().item() for p in model.parameters()) == pytest.approx(ref["init_sum"], rel=1e-9)
-    assert sum(p.double().abs().sum().item() for p in model.parameters()) == pytest.approx(ref["init_abs_sum"],
-                                                                                           rel=1e-9)
+    total = sum(p.double().sum().item() for p in model.parameters())
+    assert total == pytest.approx(ref["init_sum"], rel=1e-9)
+    total_abs = sum(p.double().abs().sum().item() for p in model.parameters())
+    assert total_abs == pytest.approx(ref["init_abs_sum"], rel=1e-9)
     x = torch.rand(3, 2, 3, 32, 64, generator=torch.Generator().manual_seed(1))  # (prev, pose, next), B 2
     model.eval()
     with torch.no_grad():

@@ -19,13 +19,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import posevae.train as train_module
-from posevae.cli import build_config
-from posevae.cli_report import add_report_commands
-from posevae.compare import compare, parse_configuration
+import posevae.training.loop as train_module
+from posevae.cli.options import build_config
+from posevae.cli.report import add_report_commands
 from posevae.config import DataConfig, RunConfig, TrainConfig, config_diff
 from posevae.errors import UserError
-from posevae.report import FIGURES, STRATEGY_STYLES, RunData, assign_styles, render_val_compare
+from posevae.jobs.compare import compare, parse_configuration
+from posevae.report.clips import render_val_compare
+from posevae.report.figures import FIGURES
+from posevae.report.runs import STRATEGY_STYLES, RunData, assign_styles
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 
@@ -190,7 +192,8 @@ def test_a_val_compare_csv_from_before_the_person_metrics_is_rendered_again(comp
     run = compared / "runs" / "None"
     csv_path = run / "val_compare_psnr.csv"
     want = read_csv(csv_path)
-    csv_path.write_text("frame,psnr\n" + "".join(f"{r['frame']},{r['psnr']}\n" for r in want))  # newer than the ckpt
+    # newer than the ckpt
+    csv_path.write_text("frame,psnr\n" + "".join(f"{r['frame']},{r['psnr']}\n" for r in want))
     _, again = render_val_compare(run, device="cpu")
     assert read_csv(again) == want  # psnr_pose and psnr_box back, same numbers
 
@@ -343,7 +346,8 @@ def test_index_html_loads_every_image_from_disk_in_headless_chromium(compared, t
 
     # The check catches what it should: a page with a remote image shows up as a network request.
     page = compared / "_probe_remote.html"
-    page.write_text(f'<!DOCTYPE html><html><body><img src="http://example.invalid/a.png">{PROBE}</body></html>')
+    page.write_text('<!DOCTYPE html><html><body><img '
+                    f'src="http://example.invalid/a.png">{PROBE}</body></html>')
     probe, requests = load_in_chromium(page, tmp_path)
     assert probe["images"][0]["width"] == 0
     assert requests == ["http://example.invalid/a.png"]

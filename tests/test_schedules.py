@@ -1,5 +1,6 @@
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -59,4 +60,4 @@ def test_beta_is_within_unit_interval(num_epoch, cycle, ratio, kind):
 def test_teacher_forcing_is_non_increasing_and_floored(tfr, sde, step):
     ratios = [teacher_forcing_ratio(e, tfr, sde, step) for e in range(60)]
     assert all(0.0 <= r <= 1.0 for r in ratios)
-    assert all(a >= b for a, b in zip(ratios, ratios[1:]))
+    assert all(a >= b for a, b in pairwise(ratios))

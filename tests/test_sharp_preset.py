@@ -5,17 +5,16 @@ import csv
 import pytest
 import torch
 
-import posevae.train as train_module
-from posevae.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from posevae.cli import main
+import posevae.training.loop as train_module
+from posevae.cli.main import main
 from posevae.config import MODEL_PRESETS, ModelConfig, RunConfig
 from posevae.errors import UserError
-from posevae.generate import model_from_checkpoint
 from posevae.losses import gradient_difference_loss
-from posevae.model import PoseVAE
-from posevae.rollout import generate
-from posevae.train import train_clip
-from posevae.unet_parts import WarpBlendHead, blend, warp_frame
+from posevae.model.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
+from posevae.model.rollout import generate
+from posevae.model.unet_parts import WarpBlendHead, blend, warp_frame
+from posevae.model.vae import PoseVAE
+from posevae.training.step import train_clip
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 from tests.test_train_step import clip_loss_single_backward, moving_square_clip
@@ -23,7 +22,7 @@ from tests.test_train_step import clip_loss_single_backward, moving_square_clip
 
 def tiny_sharp(frame_H: int = 16, frame_W: int = 32, **overrides) -> ModelConfig:
     """The sharp preset's structure at the tiny preset's widths (a few thousand parameters)."""
-    sharp = {**MODEL_PRESETS["sharp"], "frame_skip": False, "skip_width": 4}
+    sharp = {**MODEL_PRESETS["sharp"], "prev_frame_skip": False, "skip_width": 4}
     return tiny_model_config(frame_H, frame_W, **{**sharp, **overrides})
 
 
@@ -44,7 +43,7 @@ def test_step_shapes_and_range(size, downsample, warp):
     out = model(prev, pose, nxt)
     assert out.frame.shape == (2, 3, h, w)
     assert out.mu.shape == (2, 4, h // downsample, w // downsample) == (2, *model.latent_shape)
-    assert 0 <= out.frame.min() and out.frame.max() <= 1
+    assert out.frame.min() >= 0 and out.frame.max() <= 1
     assert model(prev, pose).frame.shape == (2, 3, h, w)
 
 
@@ -58,7 +57,7 @@ def test_nan_and_inf_inputs_give_finite_frames():
     out = model(prev, pose, torch.full((2, 3, 16, 32), float("nan")))
     for t in (out.frame, out.mu, out.logvar):
         assert torch.isfinite(t).all()
-    assert 0 <= out.frame.min() and out.frame.max() <= 1
+    assert out.frame.min() >= 0 and out.frame.max() <= 1
 
 
 def test_huge_weights_and_flows_give_finite_frames():
@@ -68,7 +67,7 @@ def test_huge_weights_and_flows_give_finite_frames():
             p.add_(0.1).mul_(1e6)  # the zero-initialised flow layer too
     x = torch.rand(2, 3, 16, 32)
     out = model(x, x, x)
-    assert torch.isfinite(out.frame).all() and 0 <= out.frame.min() and out.frame.max() <= 1
+    assert torch.isfinite(out.frame).all() and out.frame.min() >= 0 and out.frame.max() <= 1
 
 
 def test_zero_flow_and_mask_one_return_the_previous_frame():
@@ -107,7 +106,8 @@ def test_gradient_difference_loss_by_hand():
     # vertical |dY| - |dP|: column 0: |0 - 0| - |1 - 0| = -1; column 1: |0 - 0.5| - |1 - 1| = 0.5 -> mean 0.75
     # horizontal:           row 0: |0.5 - 0| - |1 - 0| = -0.5;  row 1: |0 - 0| - |1 - 1| = 0    -> mean 0.25
     assert gradient_difference_loss(pred, target).item() == pytest.approx(1.0)
-    assert gradient_difference_loss(pred, target, alpha=2.0).item() == pytest.approx((1 + 0.25) / 2 + 0.25 / 2)
+    assert gradient_difference_loss(pred, target, alpha=2.0).item() == pytest.approx(
+        (1 + 0.25) / 2 + 0.25 / 2)
     assert gradient_difference_loss(target, target).item() == 0.0
     assert gradient_difference_loss(target + 0.3, target).item() == pytest.approx(0.0, abs=1e-7)  # edges only
 
@@ -122,7 +122,8 @@ def test_gdl_weight_adds_the_edge_term_to_the_loss_only_when_asked():
     torch.manual_seed(1)
     edged = train_clip(model, frames, poses, beta=0.0, teacher_forcing=True, gdl_weight=0.5)
     assert zero == plain
-    assert edged.mse == pytest.approx(plain.mse) and edged.loss > plain.loss + 1e-4
+    assert edged.mse_per_frame == pytest.approx(plain.mse_per_frame)
+    assert edged.loss_per_frame > plain.loss_per_frame + 1e-4
 
 
 def test_per_step_backward_equals_one_backward_per_clip():
@@ -155,7 +156,7 @@ def test_tiny_sharp_model_overfits_one_clip():
         stats = train_clip(model, frames, poses, beta=1e-3, teacher_forcing=step % 2 == 0, gdl_weight=0.1)
         assert stats.finite
         optimizer.step()
-        losses.append(stats.loss)
+        losses.append(stats.loss_per_frame)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first / 10, (first, last)
 

@@ -1,12 +1,12 @@
-"""Short runs just work: KL annealing cycles fitted to a run too short for the default 10 (issue 15, part 3)."""
+"""Short runs just work: KL annealing cycles fitted to a run too short for the default 10 (issue 15, 3)."""
 
 import json
 import re
 
 import pytest
 
-import posevae.train as train_module
-from posevae.cli import main
+import posevae.training.loop as train_module
+from posevae.cli.main import main
 from posevae.config import TrainConfig
 from posevae.errors import UserError
 from posevae.schedules import fitted_kl_cycles, kl_beta, trains_kl
@@ -19,7 +19,8 @@ TINY = ["--preset", "tiny", "--frame_H", "16", "--frame_W", "32", "--train_vi_le
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return make_lab_dataset(tmp_path_factory.mktemp("short") / "data", n_train=24, n_val=12, n_test=1, test_len=4)
+    return make_lab_dataset(tmp_path_factory.mktemp("short") / "data", n_train=24, n_val=12, n_test=1,
+                            test_len=4)
 
 
 def test_two_epochs_without_cycles_fits_them_and_says_so(data, tmp_path, capsys):
@@ -36,7 +37,8 @@ def test_two_epochs_without_cycles_fits_them_and_says_so(data, tmp_path, capsys)
 def test_fitted_cycles_are_kept_on_resume(data, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     real_tfr = ctrl_c_at_epoch(monkeypatch, 1)
-    assert main(["train", "--DR", str(data), "--save_root", str(run), *TINY, "--num_epoch", "2"]) == 2  # Ctrl-C
+    # Ctrl-C
+    assert main(["train", "--DR", str(data), "--save_root", str(run), *TINY, "--num_epoch", "2"]) == 2
     capsys.readouterr()
     monkeypatch.setattr(train_module, "teacher_forcing_ratio", real_tfr)
     assert main(["train", "--resume", str(run), "--quiet"]) == 0  # the stored, fitted config is accepted

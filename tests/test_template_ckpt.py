@@ -2,7 +2,7 @@
 
 The reference below is this test's own re-implementation of the template's model, from
 shared/reference/LAB4.md ("Architecture") and the layer lists of the template's modules/layers.py and
-modules/modules.py (see posevae.model_template): template module names, ``nn.LeakyReLU(True)``, no output
+modules/modules.py (see posevae.model.template): template module names, ``nn.LeakyReLU(True)``, no output
 activation, ``mu + exp(0.5 logvar) * eps``, and generation with the model in training mode (the template's
 Test_model.eval shadows nn.Module.eval) one sequence at a time.
 """
@@ -19,13 +19,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from posevae.cli import main
+from posevae.cli.main import main
 from posevae.config import ModelConfig, RunConfig
 from posevae.errors import UserError
-from posevae.generate import model_from_checkpoint
-from posevae.model import PoseVAE
-from posevae.rollout import generate
-from posevae.template_ckpt import load_template_ckpt
+from posevae.model.checkpoint import model_from_checkpoint
+from posevae.model.rollout import generate
+from posevae.model.template_ckpt import load_template_ckpt
+from posevae.model.vae import PoseVAE
 from tests.synthetic import make_lab_dataset
 
 H, W = 32, 64  # the template's frame size

@@ -2,16 +2,19 @@
 
 import csv
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
-import posevae.train as train_module
-from posevae.checkpoint import load_checkpoint
+import posevae.training.loop as train_module
+import posevae.training.step as step_module
 from posevae.config import DataConfig, RunConfig, TrainConfig
 from posevae.errors import UserError
-from posevae.train import train
+from posevae.model.checkpoint import load_checkpoint
+from posevae.run_folder import METRIC_COLUMNS
+from posevae.training.loop import train
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 
@@ -22,10 +25,11 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def tiny_run(dataset: Path, save_root: Path, **train_overrides) -> RunConfig:
-    train_cfg = dict(save_root=str(save_root), batch_size=2, num_epoch=3, kl_anneal_cycle=1, per_save=2,
-                     precision="fp32", seed=3)
+    train_cfg = {"save_root": str(save_root), "batch_size": 2, "num_epoch": 3, "kl_anneal_cycle": 1,
+                 "per_save": 2, "precision": "fp32", "seed": 3}
     train_cfg.update(train_overrides)
-    return RunConfig(model=tiny_model_config(), data=DataConfig(DR=str(dataset), train_vi_len=6, val_vi_len=10),
+    data = DataConfig(DR=str(dataset), train_vi_len=6, val_vi_len=10)
+    return RunConfig(model=tiny_model_config(), data=data,
                      train=TrainConfig(**train_cfg))
 
 
@@ -41,11 +45,13 @@ def test_train_writes_metrics_checkpoints_and_tensorboard(dataset, tmp_path):
     metrics = rows(run)
     assert [int(r["epoch"]) for r in metrics] == [0, 1, 2]
     for r in metrics:
-        for key in ("loss", "mse", "kl", "beta", "tfr", "lr", "val_psnr", "val_mse", "val_kl", "val_loss", "seconds",
+        for key in ("loss", "mse", "kl", "beta", "tfr", "lr", "val_psnr", "val_mse", "val_kl", "val_loss",
+                    "seconds",
                     "val_psnr_pose", "val_psnr_box"):
             assert r[key] != "" and float(r[key]) == float(r[key])  # present and not NaN
     assert float(metrics[-1]["lr"]) < float(metrics[0]["lr"])  # cosine annealing
-    assert [float(r["beta"]) for r in metrics] == [0.0, 0.666667, 1.0]  # Cyclical, 1 cycle of 3 epochs, ratio 0.5
+    # Cyclical, 1 cycle of 3 epochs, ratio 0.5
+    assert [float(r["beta"]) for r in metrics] == [0.0, 0.666667, 1.0]
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.safetensors", "best.safetensors",
                                                                  "epoch_2.safetensors"}
     assert list((run / "tb").glob("events.out.tfevents.*"))
@@ -96,7 +102,7 @@ def test_resume_of_a_run_whose_metrics_csv_lacks_the_person_metrics(dataset, tmp
     real_tfr = ctrl_c_at_epoch(monkeypatch, 1)
     with pytest.raises(UserError, match="resume with"):
         train(cfg, progress=False)
-    old_columns = [c for c in train_module.METRIC_COLUMNS if c not in ("val_psnr_pose", "val_psnr_box")]
+    old_columns = [c for c in METRIC_COLUMNS if c not in ("val_psnr_pose", "val_psnr_box")]
     old_rows = [{k: r[k] for k in old_columns} for r in rows(tmp_path / "run")]
     with open(tmp_path / "run" / "metrics.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=old_columns)
@@ -128,18 +134,19 @@ def test_resume_refuses_another_config_and_finished_runs(dataset, tmp_path):
 def poison_from_epoch(monkeypatch, first_bad_epoch: int) -> None:
     """Make every loss NaN from ``first_bad_epoch`` on."""
     state = {"bad": False}
-    real_tfr, real_mse = train_module.teacher_forcing_ratio, train_module.reconstruction_mse
+    real_tfr, real_mse = train_module.teacher_forcing_ratio, step_module.reconstruction_mse
 
     def tfr(epoch, *args):
         state["bad"] = epoch >= first_bad_epoch
         return real_tfr(epoch, *args)
 
     monkeypatch.setattr(train_module, "teacher_forcing_ratio", tfr)
-    monkeypatch.setattr(train_module, "reconstruction_mse",
+    monkeypatch.setattr(step_module, "reconstruction_mse",
                         lambda p, t: real_mse(p, t) * (float("nan") if state["bad"] else 1.0))
 
 
-def test_non_finite_losses_stop_the_run_and_the_last_good_checkpoint_is_intact(dataset, tmp_path, monkeypatch):
+def test_non_finite_losses_stop_the_run_and_the_last_good_checkpoint_is_intact(dataset, tmp_path,
+                                                                                monkeypatch):
     poison_from_epoch(monkeypatch, 1)
     checkpoints = tmp_path / "run" / "checkpoints"
     with pytest.raises(train_module.TrainingDiverged, match="3 non-finite losses in a row in epoch 2"):
@@ -151,7 +158,8 @@ def test_non_finite_losses_stop_the_run_and_the_last_good_checkpoint_is_intact(d
 
 def test_divergence_in_the_first_epoch_does_not_claim_a_checkpoint(dataset, tmp_path, monkeypatch):
     poison_from_epoch(monkeypatch, 0)
-    with pytest.raises(train_module.TrainingDiverged, match="No epoch finished, so no checkpoint was written"):
+    with pytest.raises(train_module.TrainingDiverged,
+                       match="No epoch finished, so no checkpoint was written"):
         train(tiny_run(dataset, tmp_path / "run", max_bad_steps=2), progress=False)
     assert not (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
 
@@ -172,7 +180,8 @@ def test_non_finite_steps_are_skipped_and_counted(dataset, tmp_path, monkeypatch
 def test_fast_train_uses_a_fraction_of_the_clips_first(dataset, tmp_path, monkeypatch):
     seen = []
     real_loader = train_module.DataLoader
-    monkeypatch.setattr(train_module, "DataLoader", lambda ds, **kw: seen.append(len(ds)) or real_loader(ds, **kw))
+    monkeypatch.setattr(train_module, "DataLoader",
+                        lambda ds, **kw: seen.append(len(ds)) or real_loader(ds, **kw))
     cfg = tiny_run(dataset, tmp_path / "run", num_epoch=2)
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, fast_train=True, fast_partial=0.5,
                                                             fast_train_epoch=1))
@@ -221,4 +230,66 @@ def test_compile_trains_the_compiled_model_and_saves_plain_weights(dataset, tmp_
         for key in ("loss", "mse", "kl", "val_psnr"):
             assert float(row_a[key]) == pytest.approx(float(row_b[key]), rel=1e-4), key
     state = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "last.safetensors").model_state
-    assert state.keys() == load_checkpoint(tmp_path / "eager" / "checkpoints" / "last.safetensors").model_state.keys()
+    eager = load_checkpoint(tmp_path / "eager" / "checkpoints" / "last.safetensors")
+    assert state.keys() == eager.model_state.keys()
+
+
+def test_an_epoch_whose_every_step_was_skipped_logs_nan_losses(dataset, tmp_path, monkeypatch):
+    """No step trained: the epoch's loss, mse, kl (and teacher-forcing share) have no mean; 0 would read as
+    a perfect loss."""
+    poison_from_epoch(monkeypatch, 1)
+    train(tiny_run(dataset, tmp_path / "run", num_epoch=2, max_bad_steps=1000), progress=False)
+    first, skipped = rows(tmp_path / "run")
+    for key in ("loss", "mse", "kl", "teacher_forcing"):
+        assert math.isfinite(float(first[key])) and math.isnan(float(skipped[key])), key
+    assert int(skipped["skipped_steps"]) == 48 // 6 // 2 and math.isfinite(float(skipped["val_psnr"]))
+
+
+def test_a_skipped_step_leaves_the_batchnorm_statistics_alone(dataset, tmp_path, monkeypatch):
+    """A skipped step changes nothing: not the weights, and not the BatchNorm running statistics its forward
+    passes updated (they are put back), so the epoch of skipped steps ends with the previous epoch's model."""
+    poison_from_epoch(monkeypatch, 1)
+    train(tiny_run(dataset, tmp_path / "run", num_epoch=2, max_bad_steps=1000), progress=False)
+    epoch0 = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert (epoch0.train_state["epoch"], last.train_state["epoch"]) == (0, 1)
+    statistics = [name for name in last.model_state if "running" in name or "num_batches" in name]
+    assert statistics
+    for name, value in last.model_state.items():
+        assert torch.equal(value, epoch0.model_state[name]), name
+
+
+def test_validation_runs_in_fp32_whatever_the_training_precision(dataset, tmp_path):
+    """--precision is for the training steps; validation picks the best checkpoint, so it scores in fp32 as
+    `posevae test` does: the logged val_psnr is what an fp32 rollout of the saved model gives."""
+    from posevae.data.lab import load_val_video
+    from posevae.model.vae import PoseVAE
+    from posevae.training.validation import evaluate_video
+
+    cfg = tiny_run(dataset, tmp_path / "run", num_epoch=2, precision="bf16")
+    train(cfg, progress=False)
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    model = PoseVAE(cfg.model).to(memory_format=torch.channels_last)
+    model.load_state_dict(last.model_state)
+    video = load_val_video(cfg.data.DR, cfg.model.frame_H, cfg.model.frame_W, cfg.data.val_vi_len)
+    fp32 = evaluate_video(model, video, device=torch.device("cpu"), beta=1.0,
+                          noise_scale=cfg.sample.noise_scale, seed=cfg.sample.sample_seed)
+    assert float(rows(tmp_path / "run")[-1]["val_psnr"]) == pytest.approx(fp32["val_psnr"], rel=1e-5)
+
+
+def test_a_missing_tensorboard_is_said_once(tmp_path, monkeypatch):
+    import sys
+    import warnings
+
+    from posevae.run_folder import RunFolder
+    from posevae.training import logs
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # the import fails
+    monkeypatch.setattr(logs, "_warned_no_tensorboard", False)
+    with pytest.warns(UserWarning, match="TensorBoard cannot be imported"):
+        logs._open_tensorboard(RunFolder(tmp_path / "a"), 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        writer = logs._open_tensorboard(RunFolder(tmp_path / "b"), 0)
+    writer.add_scalar("loss", 1.0, 0)  # accepts and drops everything
+    writer.close()

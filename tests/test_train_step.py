@@ -3,9 +3,9 @@
 import torch
 
 from posevae.losses import kl_to_standard_normal, reconstruction_mse
-from posevae.model import PoseVAE
-from posevae.rollout import rollout
-from posevae.train import train_clip
+from posevae.model.rollout import rollout
+from posevae.model.vae import PoseVAE
+from posevae.training.step import train_clip
 from tests.conftest import tiny_model_config
 
 
@@ -26,7 +26,8 @@ def clip_loss_single_backward(model, frames, poses, beta, teacher_forcing):
     losses = []
 
     def on_step(t, out):
-        losses.append(reconstruction_mse(out.frame, frames[:, t]) + beta * kl_to_standard_normal(out.mu, out.logvar))
+        kl = kl_to_standard_normal(out.mu, out.logvar)
+        losses.append(reconstruction_mse(out.frame, frames[:, t]) + beta * kl)
 
     rollout(model, frames[:, 0], poses, truth=frames, use_posterior=True, teacher_forcing=teacher_forcing,
             on_step=on_step)
@@ -62,13 +63,14 @@ def test_tiny_model_overfits_one_clip():
         stats = train_clip(model, frames, poses, beta=1e-3, teacher_forcing=step % 2 == 0)
         assert stats.finite
         optimizer.step()
-        losses.append(stats.loss)
+        losses.append(stats.loss_per_frame)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first / 10, (first, last)
 
 
 def _count_host_syncs(monkeypatch) -> list[str]:
-    """Record every tensor -> Python conversion (item, bool, float, tolist): each is a host-device sync on a GPU."""
+    """Record every tensor -> Python conversion (item, bool, float, tolist): each is a host-device sync on a
+    GPU."""
     calls: list[str] = []
     for name in ("item", "__bool__", "__float__", "tolist"):
         real = getattr(torch.Tensor, name)
@@ -84,7 +86,7 @@ def _count_host_syncs(monkeypatch) -> list[str]:
 def test_a_clip_and_a_validation_video_sync_with_the_host_a_fixed_number_of_times(monkeypatch):
     """Not once per time step: the loop queues GPU work without waiting for it (issue 7)."""
     from posevae.data.lab import Video
-    from posevae.train import evaluate_video
+    from posevae.training.validation import evaluate_video
 
     model = PoseVAE(tiny_model_config())
     counts = {}

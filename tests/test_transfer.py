@@ -1,4 +1,5 @@
-"""Motion transfer (posevae.transfer, posevae.cli_transfer) and the demo pose renderer (data.demo_poses)."""
+"""Motion transfer (posevae.evaluation.transfer, posevae.cli.evaluation) and the demo pose renderer
+(data.demo.poses)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from posevae.checkpoint import Checkpoint, save_checkpoint
-from posevae.cli_transfer import add_data_poses_command, add_transfer_command
+from posevae.cli.data import add_data_poses_command
+from posevae.cli.evaluation import add_transfer_command
 from posevae.config import RunConfig
 from posevae.errors import UserError
-from posevae.model import PoseVAE
-from posevae.transfer import transfer
+from posevae.evaluation.transfer import transfer
+from posevae.model.checkpoint import Checkpoint, save_checkpoint
+from posevae.model.vae import PoseVAE
 from tests.conftest import tiny_model_config
 
 H, W, K = 16, 32, 5
@@ -262,8 +264,8 @@ def test_cli_help(capsys):
 
 def test_demo_poses_of_an_unseen_clip_drive_a_transfer(inputs, tmp_path, capsys):
     pytest.importorskip("pybullet")
-    from posevae.data import demo_motion
-    from posevae.data.demo_poses import DEFAULT_CLIP, available_clips, unseen_clips
+    from posevae.data.demo import motion as demo_motion
+    from posevae.data.demo.poses import DEFAULT_CLIP, available_clips, unseen_clips
 
     unseen = unseen_clips()
     assert unseen and DEFAULT_CLIP in unseen and not set(unseen) & set(demo_motion.CLIPS)
@@ -289,7 +291,7 @@ def test_demo_poses_of_an_unseen_clip_drive_a_transfer(inputs, tmp_path, capsys)
 
 def test_demo_poses_bad_options(tmp_path):
     pytest.importorskip("pybullet")
-    from posevae.data.demo_poses import render_clip_poses
+    from posevae.data.demo.poses import render_clip_poses
 
     with pytest.raises(UserError, match="getup_faceup") as info:  # the message lists the valid clips
         render_clip_poses(tmp_path / "p", clip="moonwalk", n_frames=8, progress=False)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from posevae.cli_video import add_data_from_video_command, parse_cut, parse_size
+from posevae.cli.data import add_data_from_video_command, parse_cut, parse_size
 from posevae.data.skeleton import JOINT_INDEX, JOINT_NAMES, LIMB_COLORS, LIMBS, draw_skeleton
 from posevae.data.video import VideoOptions, from_video, track
 from posevae.data.video.estimate import Landmarks, map_landmarks
@@ -55,7 +55,7 @@ def landmarks_from_joints(joints: np.ndarray) -> Landmarks:
 def demo(tmp_path_factory) -> Path:
     """32 demo frames at 64x128 with their labels and ground-truth keypoints."""
     pytest.importorskip("pybullet")
-    from posevae.data.demo import _render
+    from posevae.data.demo.dataset import _render
 
     return _render(
         tmp_path_factory.mktemp("demo") / "ds",
@@ -180,7 +180,7 @@ def test_the_split_plan_keeps_ranges_apart_and_clips_inside_segments():
     held = [plan.val, *plan.tests]
     for a, b in held:  # each held-out range inside one segment
         assert any(s <= a and b <= e for s, e in segments)
-    used = [r for r in held + plan.train]
+    used = held + plan.train
     flat = np.concatenate([np.arange(a, b) for a, b in used])
     assert len(flat) == len(set(flat))  # no frame in two places
     for a, b in plan.train:  # training stretches: whole clips inside one segment
@@ -202,7 +202,10 @@ def test_smoothing_removes_jitter_and_keeps_the_aspect():
     joints[..., 1] = np.linspace(40, 200, 18)[None] + rng.normal(0, 3, (120, 18))
     boxes = track.person_boxes(joints, aspect=2.0)
     smooth = track.smooth_boxes(boxes, [(0, 120)], smooth_frames=7.5)
-    jitter = lambda b: np.abs(np.diff(b[:, 0], 2)).mean()
+
+    def jitter(b: np.ndarray) -> float:
+        return np.abs(np.diff(b[:, 0], 2)).mean()
+
     assert jitter(smooth) < jitter(boxes) / 5
     placed = track.place_boxes(smooth, 2.0, 640, 360)
     np.testing.assert_allclose(placed[:, 2] / placed[:, 3], 2.0)

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("mediapipe", reason='needs the video extra: pip install -e ".[video]"')
-cv2 = pytest.importorskip("cv2", reason="OpenCV comes with mediapipe")
-
-from posevae.cli import main
+from posevae.cli.main import main
 from posevae.data.lab import load_test_sequences, load_val_video, load_video
 from posevae.data.skeleton import JOINT_INDEX
 from posevae.data.video import VideoOptions, from_video
 from posevae.data.video.drive import is_person_video
 from posevae.data.video.estimate import Landmarks, PoseEstimator, map_landmarks
 from posevae.errors import UserError
+
+pytest.importorskip("mediapipe", reason='needs the video extra: pip install -e ".[video]"')
+cv2 = pytest.importorskip("cv2", reason="OpenCV comes with mediapipe")
 
 
 def carphone() -> Path:
@@ -101,7 +101,7 @@ def _write_mp4(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
 def demo_video(tmp_path_factory) -> Path:
     """150 demo frames at 128x256 (the dancer large enough for MediaPipe), as an MP4 written by OpenCV."""
     pytest.importorskip("pybullet")
-    from posevae.data.demo import _render
+    from posevae.data.demo.dataset import _render
 
     root = tmp_path_factory.mktemp("demo_video")
     ds = _render(
@@ -124,7 +124,7 @@ def demo_video(tmp_path_factory) -> Path:
 
 def test_a_demo_video_runs_end_to_end(demo_video, tmp_path, capsys, monkeypatch):
     from posevae.config import DataConfig, RunConfig, TrainConfig
-    from posevae.train import train
+    from posevae.training.loop import train
     from tests.conftest import tiny_model_config
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # transfer's cache: the default one, here
@@ -207,10 +207,10 @@ def test_a_demo_video_runs_end_to_end(demo_video, tmp_path, capsys, monkeypatch)
 
 
 def test_transfer_normalises_the_video_to_the_first_frames_person(tmp_path, monkeypatch):
-    from posevae.checkpoint import Checkpoint, save_checkpoint
     from posevae.config import RunConfig
-    from posevae.model import PoseVAE
-    from posevae.transfer import transfer
+    from posevae.evaluation.transfer import transfer
+    from posevae.model.checkpoint import Checkpoint, save_checkpoint
+    from posevae.model.vae import PoseVAE
     from tests.conftest import tiny_model_config
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -1,5 +1,5 @@
 import sys
 
-from posevae.cli import main
+from posevae.cli.main import main
 
 sys.exit(main())

@@ -16,6 +16,12 @@ from posevae.schedules import fitted_kl_cycles, trains_kl
 KLAnnealType = Literal["Cyclical", "Monotonic", "None", "FuCyclical"]
 KL_ANNEAL_TYPES = ("Cyclical", "Monotonic", "None", "FuCyclical")
 CYCLICAL_TYPES = ("Cyclical", "FuCyclical")  # schedules that restart at beta = 0 every cycle
+# Derived seeds are a * SEED_STRIDE + b (an epoch of a run, a sample of a test sequence): a prime above any b
+# used, so two (a, b) pairs never share a seed.
+SEED_STRIDE = 1_000_003
+# Test-time latent noise: z ~ N(0, s^2 I) (the strong report's 0.5). The one default of SampleConfig,
+# PoseVAE.forward, rollout() and generate(); training's posterior path does not use it.
+DEFAULT_NOISE_SCALE = 0.5
 
 
 def _require(condition: bool, message: str) -> None:
@@ -33,12 +39,13 @@ class ModelConfig:
 
     ``variant`` "template" is the course template's model exactly (``nn.LeakyReLU(True)``, no sigmoid, no
     clamp, unbounded logvar; its parameter names map onto ours): the model of a converted template ``.ckpt``
-    (``posevae convert``), see :mod:`posevae.model_template`. "posevae" (the default) is the lab model with
-    those fixed. The template variant has no fast-preset options (downsample 1, no frame skip, fixed prior).
+    (``posevae convert``), see :mod:`posevae.model.template`. "posevae" (the default) is the lab model with
+    those fixed. The template variant has no fast-preset options (downsample 1, no previous-frame skip, fixed
+    prior).
 
-    ``skips`` and ``warp`` (the "sharp" preset, :mod:`posevae.unet_parts`) bring the previous frame and the
-    next pose back at every resolution up to the full one, and let the output copy the previous frame along a
-    predicted flow.
+    ``skips`` and ``warp`` (the "sharp" preset, :mod:`posevae.model.unet_parts`) bring the previous frame and
+    the next pose back at every resolution up to the full one, and let the output copy the previous frame
+    along a predicted flow.
     """
 
     frame_H: int = 32
@@ -48,29 +55,36 @@ class ModelConfig:
     N_dim: int = 12  # latent channels
     D_out_dim: int = 192  # decoder-fusion output channels
     downsample: int = 1  # 1 = the lab's full-resolution model; 2, 4, 8 = "fast" presets
-    frame_skip: bool = False  # feed the previous frame's pixels to the generator's last stage
+    # a skip connection that carries the previous frame's pixels to the generator's last, full-resolution
+    # stage (it skips no frames); "frame_skip" before, still read from old configs and as --frame_skip
+    prev_frame_skip: bool = False
     prior: Literal["fixed", "learned"] = "fixed"  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
     variant: Literal["posevae", "template"] = "posevae"  # "template": the course template's model exactly
-    # the "sharp" preset (posevae.unet_parts); the defaults build the models of before
+    # the "sharp" preset (posevae.model.unet_parts); the defaults build the models of before
     skips: bool = False  # U-Net skips: previous frame and next pose reach the generator at every scale
     skip_width: int = 16  # skip-encoder channels at full resolution, doubled at each halving
     warp: bool = False  # full-resolution flow + blend mask that warps the previous frame into the output
 
     def __post_init__(self) -> None:
         for name in ("frame_H", "frame_W", "F_dim", "L_dim", "N_dim", "D_out_dim"):
-            _require(getattr(self, name) > 0, f"--{name} must be a positive integer, got {getattr(self, name)}.")
+            _require(getattr(self, name) > 0, f"--{name} must be a positive integer, got "
+                                              f"{getattr(self, name)}.")
         _require(self.prior in ("fixed", "learned"), f"--prior must be fixed or learned, got {self.prior!r}.")
-        _require(self.downsample in (1, 2, 4, 8), f"--downsample must be 1, 2, 4 or 8, got {self.downsample}.")
+        _require(self.downsample in (1, 2, 4, 8),
+                 f"--downsample must be 1, 2, 4 or 8, got {self.downsample}.")
         _require(self.variant in ("posevae", "template"),
                  f"--variant must be posevae or template, got {self.variant!r}.")
-        plain = self.downsample == 1 and not (self.frame_skip or self.skips or self.warp) and self.prior == "fixed"
+        plain = (self.downsample == 1 and not (self.prev_frame_skip or self.skips or self.warp)
+                 and self.prior == "fixed")
         _require(self.variant == "posevae" or plain,
-                 "--variant template is the course template's model: it has no --downsample, --frame_skip, "
-                 "--skips, --warp or --prior learned; drop those options (or use --preset lab or fast).")
+                 "--variant template is the course template's model: it has no --downsample, "
+                 "--prev_frame_skip, --skips, --warp or --prior learned; drop those options (or use --preset "
+                 "lab or fast).")
         _require(self.skip_width > 0, f"--skip_width must be a positive integer, got {self.skip_width}.")
-        _require(not (self.skips and self.frame_skip),
-                 "--skips already feeds the previous frame's pixels to the generator's full-resolution stage: "
-                 "drop --frame_skip (pass --no-frame_skip after a preset that sets it).")
+        _require(not (self.skips and self.prev_frame_skip),
+                 "--skips already feeds the previous frame's pixels to the generator's full-resolution "
+                 "stage: drop --frame_skip / --prev_frame_skip (pass --no-prev_frame_skip after a preset "
+                 "that sets it).")
         _require(
             self.frame_H % self.downsample == 0 and self.frame_W % self.downsample == 0,
             f"Frame size {self.frame_H}x{self.frame_W} is not divisible by the model's downsample factor "
@@ -85,8 +99,8 @@ class ModelConfig:
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "lab": {},
     "template": {"variant": "template"},
-    "fast": {"downsample": 4, "frame_skip": True},
-    "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "downsample": 2, "frame_skip": True},
+    "fast": {"downsample": 4, "prev_frame_skip": True},
+    "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "downsample": 2, "prev_frame_skip": True},
     # fast's latent and fusion at /4, plus U-Net skips of frame and pose and a warp of the previous frame
     "sharp": {"downsample": 4, "skips": True, "warp": True},
 }
@@ -94,7 +108,14 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data is and how it is cut into training clips."""
+    """Where the data is and how it is cut into training clips.
+
+    Where this departs from the course template (README, "What differs from the lab's code"):
+
+    * ``fast_train`` trains the first ``fast_train_epoch`` (5) epochs on ``partial * fast_partial`` of the
+      frames; the template replaces ``partial`` by ``fast_partial`` and keeps it for 7 epochs.
+    * The clips of every epoch are shuffled (by the epoch's seed); the template's loader does not shuffle.
+    """
 
     DR: str = ""  # dataset root (the lab's LAB4_Dataset layout)
     train_vi_len: int = 16  # frames per training clip
@@ -122,7 +143,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, schedules and bookkeeping of one training run."""
+    """Optimisation, schedules and bookkeeping of one training run.
+
+    ``num_epoch`` epochs are trained (0 .. num_epoch - 1); the course template's loop runs num_epoch + 1.
+    ``precision`` applies to the training steps; validation and ``posevae test`` always run in fp32.
+    """
 
     save_root: str = "runs/run"
     batch_size: int = 2
@@ -144,7 +169,8 @@ class TrainConfig:
     kl_anneal_cycle: int = 10
     kl_anneal_ratio: float = 0.5
     kl_norm: Literal["elements", "batch"] = "elements"
-    gdl_weight: float = 0.0  # weight of the gradient-difference (edge) loss beside the MSE; 0 = the lab's loss
+    # weight of the gradient-difference (edge) loss beside the MSE; 0 = the lab's loss
+    gdl_weight: float = 0.0
     max_bad_steps: int = 20  # stop after this many non-finite losses in a row
     seed: int = 1
     device: str = "auto"
@@ -155,7 +181,8 @@ class TrainConfig:
     log_wandb: bool = False
 
     def _kl_fix(self) -> str:
-        fits = fitted_kl_cycles(self.kl_anneal_type, self.num_epoch, self.kl_anneal_cycle, self.kl_anneal_ratio)
+        fits = fitted_kl_cycles(self.kl_anneal_type, self.num_epoch, self.kl_anneal_cycle,
+                                self.kl_anneal_ratio)
         if fits is not None:
             return f"use --kl_anneal_cycle <= {fits} or another --kl_anneal_type"
         return (f"no number of cycles does in {self.num_epoch} epoch(s): use --num_epoch 2 or more, or "
@@ -170,13 +197,17 @@ class TrainConfig:
         _require(self.tfr_sde >= 0, f"--tfr_sde must be >= 0, got {self.tfr_sde}.")
         _require(0 <= self.tfr_d_step <= 1, f"--tfr_d_step must be in [0, 1], got {self.tfr_d_step}.")
         _require(self.kl_anneal_type in KL_ANNEAL_TYPES,
-                 f"--kl_anneal_type must be one of {', '.join(KL_ANNEAL_TYPES)}, got {self.kl_anneal_type!r}.")
+                 f"--kl_anneal_type must be one of {', '.join(KL_ANNEAL_TYPES)}, "
+                 f"got {self.kl_anneal_type!r}.")
         _require(self.kl_anneal_cycle >= 1, f"--kl_anneal_cycle must be >= 1, got {self.kl_anneal_cycle}.")
-        _require(0 < self.kl_anneal_ratio <= 1, f"--kl_anneal_ratio must be in (0, 1], got {self.kl_anneal_ratio}.")
+        _require(0 < self.kl_anneal_ratio <= 1, "--kl_anneal_ratio must be in (0, 1], got "
+                                                f"{self.kl_anneal_ratio}.")
         _require(self.kl_anneal_type not in CYCLICAL_TYPES
-                 or trains_kl(self.kl_anneal_type, self.num_epoch, self.kl_anneal_cycle, self.kl_anneal_ratio),
-                 f"{self.kl_anneal_type} KL annealing with {self.kl_anneal_cycle} cycles over {self.num_epoch} "
-                 f"epochs gives beta = 0 in every epoch (the KL would never be trained): {self._kl_fix()}.")
+                 or trains_kl(self.kl_anneal_type, self.num_epoch, self.kl_anneal_cycle,
+                              self.kl_anneal_ratio),
+                 f"{self.kl_anneal_type} KL annealing with {self.kl_anneal_cycle} cycles over "
+                 f"{self.num_epoch} epochs gives beta = 0 in every epoch (the KL would never be trained): "
+                 f"{self._kl_fix()}.")
         _require(self.grad_clip >= 0, f"--grad_clip must be >= 0, got {self.grad_clip}.")
         _require(self.gdl_weight >= 0, f"--gdl_weight must be >= 0, got {self.gdl_weight}.")
         _require(self.max_bad_steps >= 1, f"--max_bad_steps must be >= 1, got {self.max_bad_steps}.")
@@ -187,7 +218,8 @@ class TrainConfig:
 class SampleConfig:
     """Test-time generation."""
 
-    noise_scale: float = 0.5  # z ~ N(0, noise_scale^2 I) at test time (the strong report's 0.5)
+    # z ~ N(0, noise_scale^2 I) at test time (the strong report's 0.5)
+    noise_scale: float = DEFAULT_NOISE_SCALE
     sample_seed: int = 1  # seed of the validation rollout's latent samples
 
     def __post_init__(self) -> None:
@@ -216,12 +248,19 @@ class RunConfig:
         )
 
 
+# Fields renamed since configs were first stored (in checkpoints and config.json): {class: {old: new}}
+RENAMED_FIELDS: dict[type, dict[str, str]] = {ModelConfig: {"frame_skip": "prev_frame_skip"}}
+
+
 def _from_dict(cls: type, d: dict[str, Any]) -> Any:
+    values = dict(d)
+    for old, new in RENAMED_FIELDS.get(cls, {}).items():  # a config stored before the rename
+        if old in values and new not in values:
+            values[new] = values.pop(old)
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
+    unknown = sorted(set(values) - known)
     _require(not unknown, f"Unknown {cls.__name__} fields {unknown}: this config was written by another "
                           "posevae version or edited by hand; remove those keys.")
-    values = dict(d)
     for f in dataclasses.fields(cls):  # JSON turns tuples into lists
         if f.name in values and isinstance(values[f.name], list):
             values[f.name] = tuple(values[f.name])
@@ -244,8 +283,8 @@ def fit_kl_cycles_to_run(train: dict[str, Any]) -> str | None:
     if fitted is None:
         return None
     train["kl_anneal_cycle"] = fitted
-    return (f"{kind} KL annealing: {fitted} cycle{'s' if fitted > 1 else ''} over {epochs} epochs (the default "
-            f"{cycles} would leave beta = 0 in every epoch); set --kl_anneal_cycle to choose.")
+    return (f"{kind} KL annealing: {fitted} cycle{'s' if fitted > 1 else ''} over {epochs} epochs (the "
+            f"default {cycles} would leave beta = 0 in every epoch); set --kl_anneal_cycle to choose.")
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:

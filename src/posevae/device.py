@@ -1,6 +1,9 @@
-"""Which device to run on: ``--device auto|cpu|cuda|cuda:N|mps``."""
+"""Which device to run on (``--device auto|cpu|cuda|cuda:N|mps``) and in which precision (``--precision``)."""
 
 from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 import torch
 
@@ -38,3 +41,24 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     elif device.type != "cpu":
         raise UserError(f"--device {name!r} is not supported: {known}.")
     return device
+
+
+def autocast_for(device: torch.device, precision: str) -> AbstractContextManager:
+    """bf16 autocast where it is fast (CUDA with bf16, CPUs with AMX); fp32 otherwise."""
+    if precision == "fp32":
+        return nullcontext()
+    if precision == "auto" and not fast_bf16_available(device):
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def fast_bf16_available(device: torch.device) -> bool:
+    """Whether bf16 runs fast here: a CUDA GPU with bf16, or a CPU with AMX (``amx_bf16`` in
+    /proc/cpuinfo)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags

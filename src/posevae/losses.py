@@ -3,8 +3,11 @@
 KL(q || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))   (Kingma & Welling 2014, appendix B);
 with a learned prior p = N(mu_p, exp(logvar_p)) (SVG-LP), the KL of two diagonal Gaussians:
 KL(q || p) = 0.5 * sum(logvar_p - logvar + (exp(logvar) + (mu - mu_p)^2) / exp(logvar_p) - 1).
-Every logvar is clamped to [-10, 10] and the sum normalised either by every latent element
-(batch * C * H * W, the strong report's choice, default) or by the batch size (the lab's template).
+Every logvar is clamped to [-10, 10] (the strong report's bound), then the sum normalised either by every
+latent element (batch * C * H * W, the strong report's choice, default) or by the batch size (the lab's
+template). The clamp never acts on the posevae model's logvars, which it already bounds softly to (-10, 10)
+(:func:`posevae.model.vae._finite_gaussian`); it acts on the template variant's, which are unbounded as in
+the course template, and keeps their exp() from overflowing.
 
 The gradient-difference loss (GDL) of Mathieu, Couprie & LeCun ("Deep multi-scale video prediction beyond
 mean square error", ICLR 2016, eq. 5) penalises differences between the image gradients of the prediction
@@ -22,7 +25,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from posevae.model import LOGVAR_MAX, LOGVAR_MIN, StepOutput
+from posevae.model.vae import LOGVAR_MAX, LOGVAR_MIN, StepOutput
 
 KLNorm = Literal["elements", "batch"]
 
@@ -55,8 +58,13 @@ def kl_between_gaussians(
 
 
 def step_kl(out: StepOutput, norm: KLNorm = "elements") -> torch.Tensor:
-    """The KL term of one model step: to the learned prior when the model has one, else to N(0, I)."""
-    if out.prior_mu is None:
+    """The KL term of one model step: to the learned prior when the model has one, else to N(0, I).
+
+    ``out`` must come from the posterior (a step given the next frame), which returns mu and logvar.
+    """
+    if out.mu is None or out.logvar is None:
+        raise ValueError("step_kl needs a step from the posterior (next_frame given): mu and logvar are None")
+    if out.prior_mu is None or out.prior_logvar is None:
         return kl_to_standard_normal(out.mu, out.logvar, norm)
     return kl_between_gaussians(out.mu, out.logvar, out.prior_mu, out.prior_logvar, norm)
 
@@ -67,7 +75,8 @@ def reconstruction_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 def gradient_difference_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """GDL of (..., H, W) images (module doc): the mean over vertical plus the mean over horizontal neighbours."""
+    """GDL of (..., H, W) images (module doc): the mean over vertical plus the mean over horizontal
+    neighbours."""
     pred, target = pred.float(), target.float()
 
     def edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # |d/dy|, |d/dx|

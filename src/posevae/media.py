@@ -2,13 +2,14 @@
 
 Every function takes frames as a uint8 tensor ``(T, 3, H, W)`` (what :func:`to_uint8` makes of the
 model's floats) and writes atomically: a file appears complete or not at all
-(:func:`posevae.checkpoint.atomic_write`), and a folder of PNGs is filled under a temporary name and
+(:func:`posevae.files.atomic_write`), and a folder of PNGs is filled under a temporary name and
 renamed into place.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import uuid
@@ -18,9 +19,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from posevae.checkpoint import atomic_write
+from posevae.files import atomic_write
 
 log = logging.getLogger(__name__)
+
+GIF_FPS = 20  # frames per second of every GIF and MP4 posevae writes
+GIF_MIN_HEIGHT = 128  # GIFs are upscaled (nearest neighbour) to at least this many pixels high
+
+
+def gif_scale(frame_H: int, min_height: int = GIF_MIN_HEIGHT) -> int:
+    """The integer upscale that makes frames of height ``frame_H`` at least ``min_height`` pixels high."""
+    return max(1, math.ceil(min_height / frame_H))
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
@@ -61,7 +70,8 @@ def tile(videos: list[torch.Tensor], gap: int = 2, gap_value: int = 255) -> torc
     for v in videos:
         _check_frames(v)
         if v.shape[:3] != videos[0].shape[:3]:
-            raise ValueError(f"tile needs equal frame counts and heights, got {[tuple(v.shape) for v in videos]}")
+            raise ValueError("tile needs equal frame counts and heights, got "
+                             f"{[tuple(v.shape) for v in videos]}")
     t, c, h, _ = videos[0].shape
     bar = torch.full((t, c, h, gap), gap_value, dtype=torch.uint8, device=videos[0].device)
     parts = [videos[0]]

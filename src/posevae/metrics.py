@@ -114,7 +114,8 @@ def frame_and_person_psnr(pred: torch.Tensor, target: torch.Tensor,
             "psnr_box": person_box_psnr(pred, target, labels)}
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+def _gaussian_window(size: int = 11, sigma: float = 1.5,
+                     device: torch.device | str | None = None) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
     w = torch.exp(-0.5 * (x / sigma) ** 2)
     return w / w.sum()

@@ -36,7 +36,8 @@ def kl_beta(epoch: int, kind: str, num_epoch: int, cycles: int = 10, ratio: floa
 
 
 @lru_cache(maxsize=32)
-def _fu_cyclical(n_iter: int, n_cycle: int, ratio: float, start: float = 0.0, stop: float = 1.0) -> tuple[float, ...]:
+def _fu_cyclical(n_iter: int, n_cycle: int, ratio: float, start: float = 0.0,
+                 stop: float = 1.0) -> tuple[float, ...]:
     values = [stop] * n_iter
     period = n_iter / n_cycle
     step = (stop - start) / (period * ratio)
@@ -50,7 +51,8 @@ def _fu_cyclical(n_iter: int, n_cycle: int, ratio: float, start: float = 0.0, st
 
 
 def trains_kl(kind: str, num_epoch: int, cycles: int, ratio: float) -> bool:
-    """Whether the schedule gives beta > 0 in at least one of the run's epochs (else the KL is never trained)."""
+    """Whether the schedule gives beta > 0 in at least one of the run's epochs (else the KL is never
+    trained)."""
     return any(kl_beta(e, kind, num_epoch, cycles, ratio) > 0 for e in range(num_epoch))
 
 

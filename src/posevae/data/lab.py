@@ -35,8 +35,9 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -119,7 +120,7 @@ def _order_numerically(folder: Path, names: list[str], what: str) -> list[str]:
             "remove them."
         )
     indexed.sort()
-    for (i, a), (j, b) in zip(indexed, indexed[1:]):
+    for (i, a), (j, b) in pairwise(indexed):
         if i == j:
             raise UserError(
                 f"{folder / a} and {folder / b} both have number {i}, so their order is ambiguous: "
@@ -203,7 +204,7 @@ def to_rgb_array(im: Image.Image, frame_H: int, frame_W: int) -> np.ndarray:
     else:
         rgb = im.convert("RGB") if im.mode != "RGB" else im
     if rgb.size != (frame_W, frame_H):
-        rgb = rgb.resize((frame_W, frame_H), Image.BILINEAR)
+        rgb = rgb.resize((frame_W, frame_H), Image.Resampling.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
 
 
@@ -269,22 +270,23 @@ def decode_images(
               leave=False) as bar:
         if workers == 1:
             results = map(work, chunks)
-            for (lo, hi), c in zip(chunks, results):
+            for (lo, hi), c in zip(chunks, results, strict=True):
                 converted += c
                 bar.update(hi - lo)
         else:
             pool = ThreadPoolExecutor(workers)
             try:
                 # map yields in order, so the first broken file (in file order) is the one reported
-                for (lo, hi), c in zip(chunks, pool.map(work, chunks)):
+                for (lo, hi), c in zip(chunks, pool.map(work, chunks), strict=True):
                     converted += c
                     bar.update(hi - lo)
             finally:  # on an error, do not decode the rest of the split before reporting it
                 pool.shutdown(wait=True, cancel_futures=True)
     log.info("%s: decoded %d images in %.1f s", desc, n, time.perf_counter() - t0)
 
-    first = sizes[0]
-    for p, s in zip(paths, sizes):
+    decoded = cast(list[tuple[int, int]], sizes)  # every slot is filled by now
+    first = decoded[0]
+    for p, s in zip(paths, decoded, strict=True):
         if s != first:
             raise UserError(
                 f"Images of different sizes in one split (or test sequence): {paths[0]} is "
@@ -339,12 +341,32 @@ def load_video(
     img_dir = DR / split / f"{split}_img"
     lbl_dir = DR / split / f"{split}_label"
     _require_dirs([(img_dir, f"the {split} frames"), (lbl_dir, f"the {split} pose labels")])
+    frames, labels = _paired_files(DR, split, img_dir, lbl_dir)
+    files = frames + labels
+    n = len(frames)
+    converted = [0]
 
+    def build() -> np.ndarray:
+        arr, converted[0] = decode_images(
+            [p.path for p in files], frame_H, frame_W, desc=f"decoding {split} ({n} frames + {n} labels)",
+            progress=progress,
+        )
+        return arr.reshape(2, n, 3, frame_H, frame_W)
+
+    arr = cached_array(_cache_folder(DR, cache_dir), split, DR, [p.source for p in files], frame_H, frame_W,
+                       (2, n, 3, frame_H, frame_W), build)
+    warn_converted(converted[0], 2 * n, f"{img_dir} and {lbl_dir}")
+    both = torch.from_numpy(arr)  # (2, N, 3, H, W), no copy
+    return Video(frames=both[0], labels=both[1], names=[p.name for p in frames], source=img_dir)
+
+
+def _paired_files(DR: Path, split: str, img_dir: Path, lbl_dir: Path) -> tuple[list[PngFile], list[PngFile]]:
+    """The frames of ``img_dir`` in numeric order and their labels in the same order; UserError when the split
+    is empty or a frame has no label of the same name (or a label no frame)."""
     frames = list_pngs(img_dir, f"{split} frames", DR)
     labels = list_pngs(lbl_dir, f"{split} labels", DR)
     if not frames and not labels:
         raise UserError(f"The {split} split is empty: no PNG files in {img_dir} or {lbl_dir}. {LAYOUT_HINT}")
-
     labels_by_name = {p.name: p for p in labels}
     frame_names = {p.name for p in frames}
     no_label = [p.name for p in frames if p.name not in labels_by_name]
@@ -365,32 +387,7 @@ def load_video(
             "; ".join(parts) + ". Every frame needs the label file of the same name: add the missing files "
             "or delete the unmatched ones."
         )
-    labels = [labels_by_name[p.name] for p in frames]  # the label order is the frame order
-    files = frames + labels
-    n = len(frames)
-
-    converted = [0]
-
-    def build() -> np.ndarray:
-        arr, converted[0] = decode_images(
-            [p.path for p in files], frame_H, frame_W, desc=f"decoding {split} ({n} frames + {n} labels)",
-            progress=progress,
-        )
-        return arr.reshape(2, n, 3, frame_H, frame_W)
-
-    arr = cached_array(
-        _cache_folder(DR, cache_dir),
-        split,
-        DR,
-        [p.source for p in files],
-        frame_H,
-        frame_W,
-        (2, n, 3, frame_H, frame_W),
-        build,
-    )
-    warn_converted(converted[0], 2 * n, f"{img_dir} and {lbl_dir}")
-    both = torch.from_numpy(arr)  # (2, N, 3, H, W), no copy
-    return Video(frames=both[0], labels=both[1], names=[p.name for p in frames], source=img_dir)
+    return frames, [labels_by_name[p.name] for p in frames]  # the label order is the frame order
 
 
 def load_val_video(
@@ -480,21 +477,37 @@ def load_test_sequences(
     _check_size(frame_H, frame_W)
     DR = Path(DR)
     _require_root(DR)
-    img_root = DR / "test" / "test_img"
-    lbl_root = DR / "test" / "test_label"
-    gt_root = DR / "test" / "test_gt"
-    _require_dirs(
-        [
-            (img_root, "one folder per test sequence with its first frame"),
-            (lbl_root, "one folder per test sequence with its pose images"),
-        ]
-    )
-    img_dirs = _list_subdirs(img_root)
-    lbl_dirs = _list_subdirs(lbl_root)
+    folders = _test_folders(DR)
+    cache = _cache_folder(DR, cache_dir)
+    decoded = _DecodeCount()  # over the sequences decoded in this call (not the cached ones)
+    sequences = []
+    for name, lbl_dir in folders.labels.items():
+        files = _sequence_files(DR, name, folders.images[name], lbl_dir, folders.truth.get(name))
+        sequences.append(_load_sequence(DR, name, lbl_dir, files, frame_H, frame_W, cache, decoded, progress))
+    warn_converted(decoded.converted, decoded.images, str(DR / "test"))
+    return sequences
+
+
+@dataclass
+class _TestFolders:
+    """The sequence folders of DR/test by name: first frames, pose images and (where there are any) true
+    frames."""
+
+    images: dict[str, Path]
+    labels: dict[str, Path]
+    truth: dict[str, Path]
+
+
+def _test_folders(DR: Path) -> _TestFolders:
+    """The sequence folders of test_img, test_label and test_gt; UserError when a sequence has a first frame
+    but no poses or the other way round, one warning for sequences without ground truth."""
+    img_root, lbl_root, gt_root = (DR / "test" / f"test_{kind}" for kind in ("img", "label", "gt"))
+    _require_dirs([(img_root, "one folder per test sequence with its first frame"),
+                   (lbl_root, "one folder per test sequence with its pose images")])
+    img_dirs, lbl_dirs = _list_subdirs(img_root), _list_subdirs(lbl_root)
     if not lbl_dirs and not img_dirs:
-        raise UserError(
-            f"The test split is empty: no sequence folders in {img_root} or {lbl_root}. {LAYOUT_HINT}"
-        )
+        raise UserError(f"The test split is empty: no sequence folders in {img_root} or {lbl_root}. "
+                        f"{LAYOUT_HINT}")
     no_first = [n for n in lbl_dirs if n not in img_dirs]
     if no_first:
         raise UserError(
@@ -509,74 +522,72 @@ def load_test_sequences(
             f"{lbl_root} (expected e.g. {lbl_root / no_labels[0]}/*.png): add the pose images or remove "
             f"{img_root / no_labels[0]}."
         )
-    has_gt_root = gt_root.is_dir()
-    gt_dirs = _list_subdirs(gt_root) if has_gt_root else {}
-    no_gt = [n for n in lbl_dirs if has_gt_root and n not in gt_dirs]
+    gt_dirs = _list_subdirs(gt_root) if gt_root.is_dir() else {}
+    no_gt = [n for n in lbl_dirs if gt_root.is_dir() and n not in gt_dirs]
     if no_gt:
         warnings.warn(
             f"{gt_root} has no ground truth for test sequence(s) {_listing(no_gt)}; they are "
             "loaded without it (truth=None).",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+    return _TestFolders(img_dirs, lbl_dirs, gt_dirs)
 
-    cache = _cache_folder(DR, cache_dir)
-    sequences = []
-    converted, decoded = [0], [0]  # over the sequences decoded in this call (not the cached ones)
-    for name, lbl_dir in lbl_dirs.items():
-        img_dir = img_dirs[name]
-        firsts = list_pngs(img_dir, "first frames", DR)
-        if not firsts:
+
+@dataclass
+class _SequenceFiles:
+    first: PngFile  # the lowest-numbered image of test_img/<name>
+    labels: list[PngFile]
+    truth: list[PngFile]  # empty without ground truth
+
+
+def _sequence_files(DR: Path, name: str, img_dir: Path, lbl_dir: Path, gt_dir: Path | None) -> _SequenceFiles:
+    """The files of one test sequence; UserError when it has no first frame or no poses, or when its ground
+    truth does not match its poses one to one."""
+    firsts = list_pngs(img_dir, "first frames", DR)
+    if not firsts:
+        raise UserError(
+            f"Test sequence {name} has no first frame: {img_dir} holds no PNG. Put the "
+            "sequence's first frame there (e.g. 0.png) or remove the sequence."
+        )
+    labels = list_pngs(lbl_dir, "test labels", DR)
+    if not labels:
+        raise UserError(
+            f"Test sequence {name} has no poses: {lbl_dir} holds no PNG. Add the pose images "
+            "or remove the sequence."
+        )
+    truth: list[PngFile] = []
+    if gt_dir is not None:
+        truth = list_pngs(gt_dir, "ground-truth frames", DR)
+        if len(truth) != len(labels):
             raise UserError(
-                f"Test sequence {name} has no first frame: {img_dir} holds no PNG. Put the "
-                "sequence's first frame there (e.g. 0.png) or remove the sequence."
+                f"Test sequence {name}: {gt_dir} has {len(truth)} ground-truth frames but "
+                f"{lbl_dir} has {len(labels)} poses; they must match one to one (frame 0 = the first "
+                f"frame). Re-export {gt_dir} or delete it to test without ground truth."
             )
-        first = firsts[0]  # the lowest-numbered image
-        labels = list_pngs(lbl_dir, "test labels", DR)
-        if not labels:
-            raise UserError(
-                f"Test sequence {name} has no poses: {lbl_dir} holds no PNG. Add the pose images "
-                "or remove the sequence."
-            )
-        truth: list[PngFile] = []
-        if name in gt_dirs:
-            truth = list_pngs(gt_dirs[name], "ground-truth frames", DR)
-            if len(truth) != len(labels):
-                raise UserError(
-                    f"Test sequence {name}: {gt_dirs[name]} has {len(truth)} ground-truth frames but "
-                    f"{lbl_dir} has {len(labels)} poses; they must match one to one (frame 0 = the first "
-                    f"frame). Re-export {gt_dirs[name]} or delete it to test without ground truth."
-                )
-        files = [first] + labels + truth
-        n, m = len(labels), len(truth)
+    return _SequenceFiles(firsts[0], labels, truth)
 
-        def build(paths: list[str] = [p.path for p in files], name: str = name) -> np.ndarray:
-            arr, c = decode_images(paths, frame_H, frame_W, desc=f"decoding test sequence {name}",
-                                   progress=progress)
-            converted[0] += c
-            decoded[0] += len(paths)
-            return arr
 
-        arr = torch.from_numpy(
-            cached_array(
-                cache,
-                f"test_{name}",
-                DR,
-                [p.source for p in files],
-                frame_H,
-                frame_W,
-                (1 + n + m, 3, frame_H, frame_W),
-                build,
-            )
-        )
-        sequences.append(
-            TestSequence(
-                name=name,
-                first_frame=arr[0],
-                labels=arr[1 : 1 + n],
-                truth=arr[1 + n :] if m else None,
-                label_dir=lbl_dir,
-            )
-        )
-    warn_converted(converted[0], decoded[0], str(DR / "test"))
-    return sequences
+@dataclass
+class _DecodeCount:
+    images: int = 0  # decoded (not read from the cache)
+    converted: int = 0  # of those, not RGB
+
+
+def _load_sequence(DR: Path, name: str, lbl_dir: Path, files: _SequenceFiles, frame_H: int, frame_W: int,
+                   cache: Path | None, decoded: _DecodeCount, progress: bool) -> TestSequence:
+    """One test sequence, decoded (or read from the cache) as one array: first frame, poses, truth."""
+    listed = [files.first, *files.labels, *files.truth]
+    n, m = len(files.labels), len(files.truth)
+
+    def build() -> np.ndarray:
+        arr, converted = decode_images([p.path for p in listed], frame_H, frame_W,
+                                       desc=f"decoding test sequence {name}", progress=progress)
+        decoded.converted += converted
+        decoded.images += len(listed)
+        return arr
+
+    arr = torch.from_numpy(cached_array(cache, f"test_{name}", DR, [p.source for p in listed], frame_H,
+                                        frame_W, (1 + n + m, 3, frame_H, frame_W), build))
+    return TestSequence(name=name, first_frame=arr[0], labels=arr[1 : 1 + n],
+                        truth=arr[1 + n :] if m else None, label_dir=lbl_dir)

@@ -1,6 +1,6 @@
 """The 18-joint skeleton posevae draws as pose labels: joint names, limbs, colours, the one drawing function.
 
-Every label in posevae is drawn by :func:`draw_skeleton`: the demo renderer's (:mod:`.demo_skeleton` gives
+Every label in posevae is drawn by :func:`draw_skeleton`: the demo renderer's (:mod:`.demo.skeleton` gives
 the humanoid's keypoints) and those of ``posevae data from-video`` (:mod:`posevae.data.video` maps
 MediaPipe's landmarks onto these joints). A joint whose coordinates are not finite (NaN: not seen, or seen
 with low visibility) is left out, and so is every limb that ends at it.
@@ -86,13 +86,14 @@ def draw_skeleton(kp_xy: np.ndarray, width: int, height: int) -> Image.Image:
     img = Image.new("RGB", (width, height))
     draw = ImageDraw.Draw(img)
     lw = line_width(height)
-    seen = np.isfinite(np.asarray(kp_xy, dtype=np.float64)).all(axis=1)
+    finite = np.isfinite(np.asarray(kp_xy, dtype=np.float64))  # (J, 2)
+    seen = [bool(f.all()) for f in finite]  # per joint
     pts = [(float(x) - 0.5, float(y) - 0.5) for x, y in kp_xy]  # PIL draws at integer pixel centres
-    for (a, b), col in zip(LIMB_PAIRS, LIMB_COLORS):
+    for (a, b), col in zip(LIMB_PAIRS, LIMB_COLORS, strict=True):
         if seen[a] and seen[b]:
             draw.line([pts[a], pts[b]], fill=col, width=lw)
     r = max(1.0, lw * 0.6)
-    for (x, y), col, ok in zip(pts, JOINT_COLORS, seen):
+    for (x, y), col, ok in zip(pts, JOINT_COLORS, seen, strict=True):
         if ok:
             draw.ellipse([x - r, y - r, x + r, y + r], fill=col)
     return img

@@ -183,7 +183,7 @@ def read_frames(source: Source, fps: float | None, max_side: int) -> Iterator[np
             if cv2 is not None:
                 frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
             else:
-                frame = np.asarray(Image.fromarray(frame).resize((w, h), Image.BILINEAR))
+                frame = np.asarray(Image.fromarray(frame).resize((w, h), Image.Resampling.BILINEAR))
         yield np.ascontiguousarray(frame)
 
 

@@ -99,7 +99,7 @@ def target_skeleton(first_frame: Path, H: int, W: int) -> np.ndarray:
         image = im.convert("RGB")
     if min(image.size) < MIN_DETECT_SIDE:  # a model-sized frame (32x64): enlarge it for the detector
         factor = math.ceil(MIN_DETECT_SIDE / min(image.size))
-        image = image.resize((image.width * factor, image.height * factor), Image.BICUBIC)
+        image = image.resize((image.width * factor, image.height * factor), Image.Resampling.BICUBIC)
     rgb = np.asarray(image)
     with PoseEstimator(static=True) as estimator:
         xy, vis = estimator(rgb)

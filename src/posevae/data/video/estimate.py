@@ -62,7 +62,7 @@ def import_mediapipe() -> ModuleType:
             f"there: {INSTALL_HINT}."
         )
     try:
-        from posevae.data.demo_scene import quiet_c_output
+        from posevae.data.demo.scene import quiet_c_output
 
         with quiet_c_output():  # absl/glog lines from the C++ side on import
             from mediapipe.python.solutions import pose
@@ -108,7 +108,7 @@ class PoseEstimator:
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks of one (H, W, 3) uint8 RGB frame: ((33, 2) pixel x, y or NaN, (33,) visibility)."""
-        from posevae.data.demo_scene import quiet_c_output
+        from posevae.data.demo.scene import quiet_c_output
 
         h, w = rgb.shape[:2]
         if self._first:  # MediaPipe logs a few warnings on its first frame

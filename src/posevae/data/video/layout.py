@@ -28,14 +28,14 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from posevae.data.demo_png import write_png
+from posevae.data.png import write_png
 from posevae.data.skeleton import keypoint_spec
 from posevae.errors import UserError
 
@@ -146,7 +146,7 @@ Render = Callable[[int], tuple[np.ndarray, np.ndarray]]
 
 
 def _write_video(
-    root: Path, img_dirs: list[str], label_dir: str, frames: range, render: Render, bar: tqdm
+    root: Path, img_dirs: list[str], label_dir: str, frames: Iterable[int], render: Render, bar: tqdm
 ) -> None:
     for d in img_dirs + [label_dir]:
         (root / d).mkdir(parents=True)

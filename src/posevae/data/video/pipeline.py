@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -95,7 +96,7 @@ class Extraction:
     cached: bool
 
 
-def _estimate(frames, static: bool, total: int, progress: bool) -> tuple[list, list]:
+def _estimate(frames: Iterable[np.ndarray], static: bool, total: int, progress: bool) -> tuple[list, list]:
     xys, vis = [], []
     with (
         PoseEstimator(static) as estimator,

@@ -43,7 +43,7 @@ def segments_of(found: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     breaks = np.flatnonzero(np.diff(idx) > max_gap + 1)
     starts = np.concatenate([[idx[0]], idx[breaks + 1]])
     ends = np.concatenate([idx[breaks], [idx[-1]]]) + 1
-    return [(int(a), int(b)) for a, b in zip(starts, ends)]
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
 
 def fill_gaps(joints: np.ndarray, found: np.ndarray, segments: list[tuple[int, int]]) -> np.ndarray:
@@ -125,7 +125,7 @@ def crop(frame: np.ndarray, box: np.ndarray, out_h: int, out_w: int) -> np.ndarr
     if sx1 > sx0 and sy1 > sy0:
         canvas[sy0 - iy0 : sy1 - iy0, sx0 - ix0 : sx1 - ix0] = frame[sy0:sy1, sx0:sx1]
     region = (x0 - ix0, y0 - iy0, x0 - ix0 + bw, y0 - iy0 + bh)
-    return np.asarray(Image.fromarray(canvas).resize((out_w, out_h), Image.BILINEAR, box=region))
+    return np.asarray(Image.fromarray(canvas).resize((out_w, out_h), Image.Resampling.BILINEAR, box=region))
 
 
 def to_crop(joints: np.ndarray, boxes: np.ndarray, out_h: int, out_w: int) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""The `posevae` command line: argparse only, one file per command group, calling plain functions."""

@@ -1,0 +1,1 @@
+"""The demo dataset: motion-capture clips played by pybullet's humanoid, in the lab layout."""

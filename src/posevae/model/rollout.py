@@ -1,0 +1,123 @@
+"""The one rollout: first frame + pose sequence -> every frame. Training, validation and testing share it.
+
+A rollout walks the sequence one step at a time. At step t the model predicts frame t from the previous
+frame and pose t; the previous frame is the ground truth (teacher forcing) or the model's own detached
+prediction. The latent comes from the posterior q(z | frame t, pose t) when ``use_posterior`` (training,
+and the validation loss) or from the prior, N(0, noise_scale^2 I) or the learned one (generation). ``on_step``
+sees every
+:class:`~posevae.model.vae.StepOutput`: training computes the loss and calls backward there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+
+import torch
+from torch import nn
+
+from posevae.config import DEFAULT_NOISE_SCALE
+from posevae.model.vae import PoseVAE, RandomSource, StepOutput
+
+Z_MODES = ("sample", "mean")  # z drawn from the prior, or its mean (deterministic)
+
+
+def to_unit_float(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """uint8 images (any shape) -> float32 in [0, 1] on ``device`` (one host-to-device copy, then convert)."""
+    return images.to(device, non_blocking=True).float().div_(255.0)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Put BatchNorm and friends in eval mode for the duration, then restore the previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def rollout(
+    model: Callable[..., StepOutput],
+    first_frame: torch.Tensor,
+    poses: torch.Tensor,
+    *,
+    truth: torch.Tensor | None = None,
+    use_posterior: bool = False,
+    teacher_forcing: bool = False,
+    noise_scale: float = DEFAULT_NOISE_SCALE,
+    z_mode: str = "sample",
+    generator: RandomSource = None,
+    on_step: Callable[[int, StepOutput], None] | None = None,
+    autocast: Callable[[], AbstractContextManager] | None = None,
+) -> torch.Tensor:
+    """Generate a sequence. first_frame (B, 3, H, W), poses (B, T, 3, H, W) -> frames (B, T, 3, H, W).
+
+    ``model``: a PoseVAE, or what calls one (compiled, DDP-wrapped). frames[:, 0] is ``first_frame``;
+    frames[:, t] for t >= 1 is predicted from frame t-1 and poses[:, t].
+    ``truth`` (B, T, 3, H, W) is needed for ``use_posterior`` and ``teacher_forcing``. ``autocast`` makes
+    the context (e.g. bf16 autocast) each model step runs in; ``on_step`` runs outside it. ``noise_scale``
+    scales the prior's noise (default :data:`~posevae.config.DEFAULT_NOISE_SCALE`, 0.5, as at test time); the
+    posterior path does not use it.
+    """
+    if (use_posterior or teacher_forcing) and truth is None:
+        raise ValueError("rollout: use_posterior and teacher_forcing need the true frames (truth=...)")
+    if first_frame.shape[0] != poses.shape[0] or first_frame.shape[1:] != poses.shape[2:]:
+        raise ValueError(f"rollout: first frame {tuple(first_frame.shape)} does not match poses "
+                         f"{tuple(poses.shape)}")
+    frames = [first_frame]
+    prev = first_frame
+    for t in range(1, poses.shape[1]):
+        with autocast() if autocast is not None else nullcontext():
+            out = model(
+                prev,
+                poses[:, t],
+                truth[:, t] if use_posterior and truth is not None else None,
+                noise_scale=noise_scale,
+                z_mode=z_mode,
+                generator=generator,
+            )
+        if on_step is not None:
+            on_step(t, out)
+        pred = out.frame.detach().float()
+        frames.append(pred)
+        prev = truth[:, t] if teacher_forcing and truth is not None else pred
+    return torch.stack(frames, dim=1)
+
+
+def generate(
+    model: PoseVAE,
+    first_frame: torch.Tensor,
+    poses: torch.Tensor,
+    *,
+    noise_scale: float = DEFAULT_NOISE_SCALE,
+    z_mode: str = "sample",
+    generator: RandomSource = None,
+    autocast: Callable[[], AbstractContextManager] | None = None,
+    on_step: Callable[[int, StepOutput], None] | None = None,
+) -> torch.Tensor:
+    """Test-time rollout from the prior, in eval mode and inference mode:
+    (B, 3, H, W), (B, T, 3, H, W) -> (B, T, 3, H, W)."""
+    with evaluating(model), torch.inference_mode():
+        return rollout(model, first_frame, poses, noise_scale=noise_scale, z_mode=z_mode, generator=generator,
+                       autocast=autocast, on_step=on_step)
+
+
+def reconstruct(
+    model: PoseVAE,
+    first_frame: torch.Tensor,
+    poses: torch.Tensor,
+    truth: torch.Tensor,
+    *,
+    autocast: Callable[[], AbstractContextManager] | None = None,
+    on_step: Callable[[int, StepOutput], None] | None = None,
+) -> torch.Tensor:
+    """The posterior's upper bound: an autoregressive rollout with z = the posterior mean of the true frames.
+
+    Only the latent sees the truth (the previous frame is the model's own), so this is what the model
+    could generate if its prior guessed the latent perfectly. Shapes as :func:`generate`, plus truth.
+    """
+    with evaluating(model), torch.inference_mode():
+        return rollout(model, first_frame, poses, truth=truth, use_posterior=True, z_mode="mean",
+                       autocast=autocast, on_step=on_step)

@@ -1,0 +1,1 @@
+"""The report: figures, tables, the HTML page and the person crops, drawn from run folders."""
