@@ -7,6 +7,8 @@ file beside the target, fsynced, then renamed onto it.
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -57,3 +59,16 @@ def ensure_writable_folder(folder: Path, message: str) -> Path:
     except OSError as err:
         raise UserError(message.replace("{error}", str(err.strerror or err))) from None
     return folder
+
+
+def replace_folder(finished: Path, out: Path) -> None:
+    """Rename the finished folder onto ``out``. An existing ``out`` is first renamed aside (a hidden sibling)
+    and removed afterwards, so a crash leaves the old folder or the new one, never a mix. The caller checks
+    beforehand that ``out`` may be replaced."""
+    old = None
+    if out.is_dir():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+        os.replace(out, old)
+    os.replace(finished, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -42,6 +42,7 @@ from posevae.data.demo import motion as demo_motion
 from posevae.data.demo import skeleton as demo_skeleton
 from posevae.data.png import write_png
 from posevae.errors import UserError
+from posevae.files import replace_folder
 
 if TYPE_CHECKING:  # pybullet is imported only where a scene is rendered
     from posevae.data.demo.scene import Scene
@@ -296,21 +297,6 @@ def _check_target(out: Path) -> None:
         )
 
 
-def _install(tmp: Path, out: Path) -> None:
-    """Move the finished dataset ``tmp`` to ``out`` (replacing an empty folder or an old demo dataset)."""
-    _check_target(out)
-    old = None
-    if out.is_dir():
-        if any(out.iterdir()):
-            old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-            os.replace(out, old)
-        else:
-            out.rmdir()
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _validate(**sizes: int) -> None:
     for name, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -463,7 +449,8 @@ def _render(
         }
         with open(tmp / MARKER, "w") as f:
             json.dump(marker, f, indent=1)
-        _install(tmp, out)
+        _check_target(out)
+        replace_folder(tmp, out)
     except BaseException:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

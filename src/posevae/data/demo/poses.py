@@ -36,6 +36,7 @@ import numpy as np
 from posevae.data.demo import dataset as demo
 from posevae.data.demo import motion as demo_motion
 from posevae.errors import UserError
+from posevae.files import replace_folder
 
 POSES_FORMAT = "posevae-demo-poses"
 MARKER = "poses.json"
@@ -127,21 +128,6 @@ def _check_target(out: Path) -> None:
         )
 
 
-def _install(tmp: Path, out: Path) -> None:
-    """Move the finished folder ``tmp`` to ``out`` (replacing an empty folder or an earlier poses folder)."""
-    _check_target(out)
-    old = None
-    if out.is_dir():
-        if any(out.iterdir()):
-            old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-            os.replace(out, old)
-        else:
-            out.rmdir()
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def render_clip_poses(
     out: str | Path,
     *,
@@ -204,7 +190,8 @@ def render_clip_poses(
         }
         with open(tmp / MARKER, "w") as f:
             json.dump(marker, f, indent=1)
-        _install(tmp, out)
+        _check_target(out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

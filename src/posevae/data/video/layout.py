@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from posevae.data.png import write_png
 from posevae.data.skeleton import keypoint_spec
 from posevae.errors import UserError
+from posevae.files import replace_folder
 
 MARKER = "from_video.json"
 MARKER_FORMAT = "posevae-from-video"
@@ -130,17 +131,6 @@ def check_target(out: Path) -> None:
         )
 
 
-def _install(tmp: Path, out: Path) -> None:
-    check_target(out)
-    old = None
-    if out.is_dir():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # renders one frame: (frame index) -> (image (H, W, 3) uint8, label (H, W, 3) uint8)
 Render = Callable[[int], tuple[np.ndarray, np.ndarray]]
 
@@ -196,7 +186,8 @@ def write_layout(
         )
         (tmp / "keypoints.json").write_text(json.dumps(spec, indent=1))
         (tmp / MARKER).write_text(json.dumps({"format": MARKER_FORMAT, "version": 1, **summary}, indent=1))
-        _install(tmp, out)
+        check_target(out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
