@@ -51,6 +51,15 @@ def _test(args: argparse.Namespace) -> None:
         print(f"{multi['samples']} samples per sequence drawn: {args.out}/samples_seq*.gif (not scored).")
 
 
+def _add_latent_options(p: argparse.ArgumentParser) -> None:
+    """How the latents are drawn: the same options for test and transfer."""
+    p.add_argument("--noise_scale", "--noise-scale", type=float, default=None,
+                   help="latent noise scale (default: the checkpoint's; 1.0 for a course-template .ckpt)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--z_mode", "--z-mode", choices=["sample", "mean"], default="sample",
+                   help="sample z from the prior, or use its mean (deterministic)")
+
+
 def add_test_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``test`` to the ``posevae`` subcommands."""
     p = subparsers.add_parser("test", help="generate the test sequences from a checkpoint; write frames, "
@@ -59,11 +68,7 @@ def add_test_command(subparsers: argparse._SubParsersAction) -> None:
                    help="checkpoint (.safetensors), run folder, or a course-template .ckpt")
     p.add_argument("--DR", required=True, help="dataset root in the lab layout")
     p.add_argument("--out", default="test_out", help="output folder (default: test_out)")
-    p.add_argument("--noise_scale", "--noise-scale", type=float, default=None,
-                   help="latent noise scale (default: the checkpoint's; 1.0 for a course-template .ckpt)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--z_mode", "--z-mode", choices=["sample", "mean"], default="sample",
-                   help="sample z from the prior, or use its mean (deterministic)")
+    _add_latent_options(p)
     p.add_argument("--num_frames", "--num-frames", type=int, default=None,
                    help="generate only the first N frames of each sequence (default: all its poses)")
     p.add_argument("--samples", type=int, default=None, metavar="N",
@@ -125,11 +130,7 @@ def add_transfer_command(subparsers: argparse._SubParsersAction) -> None:
                         "moving the skeleton onto the first frame's person (Everybody Dance Now's "
                         "normalisation)")
     p.add_argument("--out", default="transfer_out", help="output folder (default: transfer_out)")
-    p.add_argument("--noise_scale", "--noise-scale", type=float, default=None,
-                   help="latent noise scale (default: the checkpoint's; 1.0 for a course-template .ckpt)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--z_mode", "--z-mode", choices=["sample", "mean"], default="sample",
-                   help="sample z from the prior, or use its mean (deterministic)")
+    _add_latent_options(p)
     p.add_argument("--num_frames", "--num-frames", type=int, default=None,
                    help="generate only the first N frames (default: one per pose)")
     p.add_argument("--device", default="auto")
