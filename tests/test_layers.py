@@ -22,7 +22,8 @@ LAYERS: list[set[str]] = [
     {"cli"},  # argparse only
     {"__main__"},  # python -m posevae
 ]
-SIDEWAYS = {("losses", "model")}  # the losses score the model's StepOutput
+# the losses score the model's StepOutput; the person loss weighs the pose region the metric scores
+SIDEWAYS = {("losses", "model"), ("losses", "metrics")}
 ROOT = "__init__"  # posevae/__init__.py: the version, imported by the CLI for --version
 
 

@@ -171,6 +171,8 @@ class TrainConfig:
     kl_norm: Literal["elements", "batch"] = "elements"
     # weight of the gradient-difference (edge) loss beside the MSE; 0 = the lab's loss
     gdl_weight: float = 0.0
+    # weight of the MSE over the pose region of each frame's label beside the whole-frame MSE; 0 = the lab's
+    person_weight: float = 0.0
     max_bad_steps: int = 20  # stop after this many non-finite losses in a row
     seed: int = 1
     device: str = "auto"
@@ -210,6 +212,7 @@ class TrainConfig:
                  f"{self._kl_fix()}.")
         _require(self.grad_clip >= 0, f"--grad_clip must be >= 0, got {self.grad_clip}.")
         _require(self.gdl_weight >= 0, f"--gdl_weight must be >= 0, got {self.gdl_weight}.")
+        _require(self.person_weight >= 0, f"--person_weight must be >= 0, got {self.person_weight}.")
         _require(self.max_bad_steps >= 1, f"--max_bad_steps must be >= 1, got {self.max_bad_steps}.")
         _require(self.val_every >= 1, f"--val_every must be >= 1, got {self.val_every}.")
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from posevae.losses import KLNorm, gradient_difference_loss, reconstruction_mse, step_kl
+from posevae.losses import KLNorm, gradient_difference_loss, person_region_mse, reconstruction_mse, step_kl
 from posevae.model.rollout import rollout
 from posevae.model.vae import PoseVAE, StepOutput
 from posevae.training import distributed
@@ -31,7 +31,7 @@ class ClipStats:
     """A batch of clips' loss terms, each the mean over its predicted frames (the lab's clip loss is their sum
     over the T - 1 frames), and whether every step was finite."""
 
-    loss_per_frame: float  # MSE + beta * KL (+ gdl_weight * GDL)
+    loss_per_frame: float  # MSE + beta * KL (+ gdl_weight * GDL + person_weight * person MSE)
     mse_per_frame: float
     kl_per_frame: float
     finite: bool
@@ -47,12 +47,14 @@ def train_clip(
     kl_norm: KLNorm = "elements",
     autocast: Callable[[], AbstractContextManager] | None = None,
     gdl_weight: float = 0.0,
+    person_weight: float = 0.0,
 ) -> ClipStats:
     """Forward and backward one batch of clips (B, T, 3, H, W) in [0, 1]; gradients accumulate in .grad.
 
     ``model``: a PoseVAE, or its compiled or DDP-wrapped form. The loss of a step is MSE + beta * KL, plus
     ``gdl_weight`` times the gradient-difference loss when it is not 0 (``loss_per_frame`` then includes that
-    term; ``mse_per_frame`` stays the MSE alone).
+    term; ``mse_per_frame`` stays the MSE alone), and ``person_weight`` times the MSE over the pose region of
+    the step's own label (:func:`posevae.losses.person_region_mse`) when that is not 0.
 
     Calls backward once per time step, finite or not; the caller zeroes the gradients before and steps the
     optimizer after. Returns per-predicted-frame means of the loss terms and whether every step was finite
@@ -72,6 +74,8 @@ def train_clip(
         loss = mse + beta * kl
         if gdl_weight:  # skipped at 0: the lab's loss, bit for bit
             loss = loss + gdl_weight * gradient_difference_loss(out.frame, frames[:, t])
+        if person_weight:  # likewise
+            loss = loss + person_weight * person_region_mse(out.frame, frames[:, t], poses[:, t])
         loss.backward()  # a non-finite loss poisons the gradients, which the caller then discards
         sums["loss"] += loss.detach()
         sums["mse"] += mse.detach()
@@ -129,6 +133,7 @@ def train_batch(
     grad_clip: float,
     gdl_weight: float,
     device: torch.device,
+    person_weight: float = 0.0,
     autocast: Callable[[], AbstractContextManager] | None = None,
 ) -> ClipStats | None:
     """Train on one batch of clips (B, T, 3, H, W) in [0, 1]: forward, backward, clip the gradients, step.
@@ -140,7 +145,8 @@ def train_batch(
     opt.optimizer.zero_grad(set_to_none=True)
     batchnorm_stats = _batchnorm_buffers(opt.model)
     stats = train_clip(opt.step_model, frames, poses, beta=beta, teacher_forcing=teacher_forcing,
-                       kl_norm=kl_norm, autocast=autocast, gdl_weight=gdl_weight)
+                       kl_norm=kl_norm, autocast=autocast, gdl_weight=gdl_weight,
+                       person_weight=person_weight)
     grad_norm = (torch.nn.utils.clip_grad_norm_(opt.step_model.parameters(), grad_clip) if grad_clip > 0
                  else _grad_norm(opt.step_model))
     finite = distributed.all_true(stats.finite, device)  # ranks skip a step together
