@@ -20,11 +20,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from posevae.cli.main import main
-from posevae.config import ModelConfig, RunConfig
+from posevae.config import MODEL_PRESETS, ModelConfig, RunConfig
 from posevae.errors import UserError
-from posevae.model.checkpoint import model_from_checkpoint
+from posevae.model.checkpoint import Checkpoint, model_from_checkpoint, save_checkpoint
 from posevae.model.rollout import generate
-from posevae.model.template_ckpt import load_template_ckpt
+from posevae.model.template_ckpt import is_torch_checkpoint, load_template_ckpt, open_checkpoint
 from posevae.model.vae import PoseVAE
 from tests.synthetic import make_lab_dataset
 
@@ -328,3 +328,23 @@ def test_the_template_variant_has_no_fast_options():
         ModelConfig(variant="template", downsample=2)
     with pytest.raises(UserError, match="--variant template"):
         ModelConfig(variant="template", prior="learned")
+
+
+@pytest.mark.parametrize("name", ["best.safetensors", "weights.bin"])
+def test_a_safetensors_file_whose_header_length_starts_with_0x80_is_not_taken_for_a_pickle(tmp_path, name):
+    """A safetensors file begins with its JSON header's length (u64, little-endian): a header of 0x17280 bytes
+    begins b"\\x80\\x72", which the pickle check once read as protocol 2+ (found on a demo checkpoint)."""
+    cfg = RunConfig(model=ModelConfig(**MODEL_PRESETS["tiny"], frame_H=16, frame_W=32))
+    model = PoseVAE(cfg.model)
+    padded = {"epoch": 0, "pad": ""}
+    path = tmp_path / "ckpt.safetensors"
+    for _ in range(3):  # grow the metadata until the header is 0x..80 bytes long
+        save_checkpoint(path, Checkpoint(cfg, model.state_dict(), padded))
+        length = int.from_bytes(path.read_bytes()[:8], "little")
+        padded["pad"] += "x" * ((0x80 - length) % 256)
+    assert path.read_bytes()[0] == 0x80
+    target = tmp_path / name
+    path.rename(target)
+    assert not is_torch_checkpoint(target)
+    assert torch.equal(open_checkpoint(target).model_state["frame_encoder.net.0.conv1.weight"],
+                       model.state_dict()["frame_encoder.net.0.conv1.weight"])

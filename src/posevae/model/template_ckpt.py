@@ -21,7 +21,9 @@ from posevae.model.template import TEMPLATE_NOISE_SCALE, template_key
 from posevae.model.vae import PoseVAE
 
 TORCH_SUFFIXES = (".ckpt", ".pth", ".pt")
-TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip format; a bare pickle (protocol 2+)
+# torch.save's zip format; a bare pickle of protocol 2 to 5 (PROTO opcode 0x80, then the protocol). Not b"\x80"
+# alone: a safetensors file starts with its header's length, little-endian, whose first byte can be 0x80.
+TORCH_MAGIC = (b"PK\x03\x04", *(bytes([0x80, protocol]) for protocol in range(2, 6)))
 STATE_PREFIX = "state_dict/"
 # the template tensor each dimension is read from, and which axis: (key, axis)
 DIM_SOURCES = {
@@ -36,11 +38,12 @@ FIX = ("posevae reads checkpoints of the unmodified course template (modules/lay
 
 
 def is_torch_checkpoint(path: str | Path) -> bool:
-    """A torch pickle (``.ckpt``/``.pth``/``.pt``, or torch's zip / pickle bytes), not a safetensors file."""
+    """A torch pickle (``.ckpt``/``.pth``/``.pt``, or torch's zip / pickle bytes), not a safetensors file
+    (``.safetensors``, or a run folder)."""
     path = Path(path)
     if path.suffix.lower() in TORCH_SUFFIXES:
         return True
-    if not path.is_file():
+    if path.suffix.lower() == ".safetensors" or not path.is_file():
         return False
     with open(path, "rb") as f:
         return f.read(4).startswith(TORCH_MAGIC)
