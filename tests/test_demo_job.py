@@ -8,7 +8,7 @@ from posevae.data.demo.dataset import render_demo_dataset
 from posevae.jobs.demo import run_demo
 from posevae.model.checkpoint import load_checkpoint
 
-TINY = {"num_epoch": 2, "kl_anneal_cycle": 1, "batch_size": 2, "partial": 1.0, "val_vi_len": 24,
+TINY = {"num_epoch": 2, "batch_size": 2, "partial": 1.0, "val_vi_len": 24,
         "precision": "fp32"}
 
 
@@ -36,6 +36,10 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, capsys):
     assert printed.count("pose region / person box") == 2
     assert f"{summary['test_psnr_pose']:6.2f} / {summary['test_psnr_box']:.2f} dB" in printed
     assert f"| {summary['test_psnr_pose']:.2f} / {summary['test_psnr_box']:.2f} |" in table
+    # the recipe docs/quality.md chose
+    trained = load_checkpoint(out / "checkpoints" / "last.safetensors").config
+    assert trained.model.skips and not trained.model.warp and trained.model.downsample == 4
+    assert (trained.train.person_weight, trained.train.kl_anneal_type) == (1.0, "None")
     again = run_demo(out=out, data=data, device="cpu", progress=False, **TINY)
     assert "Training already finished" in capsys.readouterr().out
     assert again["test_psnr"] == summary["test_psnr"]

@@ -146,15 +146,21 @@ def test_per_step_backward_equals_one_backward_per_clip():
 
 
 def test_tiny_sharp_model_overfits_one_clip():
+    """Clipped gradients as in training, lr 1e-3, colours inside (0.05, 0.95) like real frames. On the raw
+    toy clip (exact zeros) at lr 3e-3 the generator's activations explode within ~10 steps and its sigmoid
+    dies (the fast preset's too: the lab's gated FFNs have no normalisation); 12-38x in 150 steps for
+    seeds 0-3 here."""
     torch.manual_seed(0)
     frames, poses = moving_square_clip()
+    frames = 0.05 + 0.9 * frames
     model = PoseVAE(tiny_sharp())
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
-    for step in range(80):  # 10x by about step 55 (seed 0)
+    for step in range(150):
         optimizer.zero_grad(set_to_none=True)
-        stats = train_clip(model, frames, poses, beta=1e-3, teacher_forcing=step % 2 == 0, gdl_weight=0.1)
+        stats = train_clip(model, frames, poses, beta=1e-3, teacher_forcing=step % 2 == 0)
         assert stats.finite
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(stats.loss_per_frame)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
@@ -188,8 +194,10 @@ def test_configs_written_before_the_sharp_fields_load_with_their_defaults():
     for name in ("skips", "skip_width", "warp"):
         del old["model"][name]
     del old["train"]["gdl_weight"]
+    del old["train"]["person_weight"]
     cfg = RunConfig.from_dict(old)
-    assert (cfg.model.skips, cfg.model.warp, cfg.train.gdl_weight) == (False, False, 0.0)
+    assert (cfg.model.skips, cfg.model.warp) == (False, False)
+    assert (cfg.train.gdl_weight, cfg.train.person_weight) == (0.0, 0.0)
 
 
 def test_skips_with_frame_skip_is_a_user_error():
@@ -199,6 +207,7 @@ def test_skips_with_frame_skip_is_a_user_error():
 
 SHARP_CLI = ["--preset", "sharp", "--frame_H", "16", "--frame_W", "32", "--F_dim", "16", "--L_dim", "8",
              "--N_dim", "4", "--D_out_dim", "24", "--skip_width", "4", "--gdl_weight", "0.1",
+             "--person_weight", "1.0",
              "--train_vi_len", "6", "--val_vi_len", "10", "--batch_size", "2", "--num_epoch", "3",
              "--kl_anneal_cycle", "1", "--precision", "fp32", "--seed", "3", "--quiet"]
 
@@ -214,7 +223,8 @@ def test_cli_train_sharp_interrupted_and_resumed_equals_uninterrupted(tmp_path, 
 
     a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.safetensors")
     b = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.safetensors")
-    assert a.config.model.skips and a.config.model.warp and a.config.train.gdl_weight == 0.1
+    assert a.config.model.skips and not a.config.model.warp  # the preset has no warp since it measured worse
+    assert (a.config.train.gdl_weight, a.config.train.person_weight) == (0.1, 1.0)
     assert a.model_state.keys() == b.model_state.keys()
     for name in a.model_state:
         torch.testing.assert_close(a.model_state[name], b.model_state[name], rtol=1e-5, atol=1e-6, msg=name)
@@ -227,8 +237,9 @@ def metrics_but_seconds(run) -> list[dict[str, str]]:
 
 
 def test_the_sharp_step_compiles_with_a_dynamic_batch():
-    """--compile with the sharp preset: the warp's sampling grid traces with a symbolic batch size."""
-    model = PoseVAE(tiny_sharp())
+    """--compile with the sharp preset and --warp: the warp's sampling grid traces with a symbolic batch
+    size."""
+    model = PoseVAE(tiny_sharp(warp=True))
     compiled = torch.compile(model, dynamic=True, backend="eager", fullgraph=True)
     for batch in (3, 5):
         x = torch.rand(3, batch, 3, 16, 32)

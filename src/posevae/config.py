@@ -43,9 +43,9 @@ class ModelConfig:
     those fixed. The template variant has no fast-preset options (downsample 1, no previous-frame skip, fixed
     prior).
 
-    ``skips`` and ``warp`` (the "sharp" preset, :mod:`posevae.model.unet_parts`) bring the previous frame and
-    the next pose back at every resolution up to the full one, and let the output copy the previous frame
-    along a predicted flow.
+    ``skips`` (the "sharp" preset, :mod:`posevae.model.unet_parts`) brings the previous frame and the next
+    pose back at every resolution up to the full one; ``warp`` (off in every preset: it measured worse,
+    docs/quality.md) lets the output copy the previous frame along a predicted flow.
     """
 
     frame_H: int = 32
@@ -94,15 +94,16 @@ class ModelConfig:
 
 
 # Named model variants (CLI `--preset`). "lab" is the course model; "fast" downsamples 4x; "sharp" adds
-# full-resolution skips and warping to fast (docs/performance.md); "template" is the course template's model
-# exactly (its quirks kept), to read and continue its checkpoints.
+# U-Net skips of the previous frame and the next pose at every scale to fast (docs/quality.md); "template" is
+# the course template's model exactly (its quirks kept), to read and continue its checkpoints.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "lab": {},
     "template": {"variant": "template"},
     "fast": {"downsample": 4, "prev_frame_skip": True},
     "tiny": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24, "downsample": 2, "prev_frame_skip": True},
-    # fast's latent and fusion at /4, plus U-Net skips of frame and pose and a warp of the previous frame
-    "sharp": {"downsample": 4, "skips": True, "warp": True},
+    # fast's latent and fusion at /4, plus U-Net skips of frame and pose (--warp adds the flow warp, which
+    # measured worse: docs/quality.md)
+    "sharp": {"downsample": 4, "skips": True},
 }
 
 

@@ -1,4 +1,4 @@
-"""``posevae demo``, the main job: render the demo data, train a fast model, test, report."""
+"""``posevae demo``, the main job: render the demo data, train the sharp preset, test, report."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ def _demo(args: argparse.Namespace) -> None:
 
 def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``demo`` to the ``posevae`` subcommands."""
-    p = subparsers.add_parser("demo", help="the main job: render the demo data, train a fast model, test, "
-                                           "report")
+    p = subparsers.add_parser("demo", help="the main job: render the demo data, train the sharp preset, "
+                                           "test, report")
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     p.add_argument("--data", default="data/demo", help="demo dataset folder, rendered if missing")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: the demo's budget, 6 epochs, ~10-13 min)")
+                   help="training epochs (default: the demo's budget, 6 epochs, ~8 min on 2 cores)")
     p.add_argument("--prior", choices=["fixed", "learned"], default="fixed",
                    help="latent prior: N(0, I) as in the lab, or learned from the previous frame and pose")
     p.add_argument("--seed", type=int, default=None,

@@ -42,8 +42,8 @@ HELP = {
     "skip_width": "channels of the skip encoders at full resolution (doubled at each halving)",
     "warp": "blend the output with the previous frame warped by a predicted full-resolution flow",
     "gdl_weight": "weight of the gradient-difference (edge) loss beside the MSE (0 = off, the lab's loss)",
-    "person_weight": "weight of the MSE over the pose region of each frame's label beside the whole-frame MSE "
-                     "(0 = off, the lab's loss)",
+    "person_weight": "weight of the MSE over the pose region of each frame's label beside the whole-frame "
+                     "MSE (0 = off, the lab's loss)",
     "train_vi_len": "frames per training clip",
     "stride": "frames between clip starts (default: train_vi_len, non-overlapping)",
     "val_vi_len": "frames of the validation video",

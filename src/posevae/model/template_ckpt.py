@@ -21,8 +21,9 @@ from posevae.model.template import TEMPLATE_NOISE_SCALE, template_key
 from posevae.model.vae import PoseVAE
 
 TORCH_SUFFIXES = (".ckpt", ".pth", ".pt")
-# torch.save's zip format; a bare pickle of protocol 2 to 5 (PROTO opcode 0x80, then the protocol). Not b"\x80"
-# alone: a safetensors file starts with its header's length, little-endian, whose first byte can be 0x80.
+# torch.save's zip format; a bare pickle of protocol 2 to 5 (PROTO opcode 0x80, then the protocol). Not
+# b"\x80" alone: a safetensors file starts with its header's length, little-endian, whose first byte can be
+# 0x80.
 TORCH_MAGIC = (b"PK\x03\x04", *(bytes([0x80, protocol]) for protocol in range(2, 6)))
 STATE_PREFIX = "state_dict/"
 # the template tensor each dimension is read from, and which axis: (key, axis)
