@@ -164,6 +164,19 @@ def test_divergence_in_the_first_epoch_does_not_claim_a_checkpoint(dataset, tmp_
     assert not (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
 
 
+@pytest.mark.parametrize("kl_anneal_type,says_beta", [("Cyclical", True), ("None", False)])
+def test_divergence_at_beta_0_names_the_schedule_and_the_fix(dataset, tmp_path, monkeypatch, kl_anneal_type,
+                                                             says_beta):
+    """Epoch 1 of a cyclical schedule has beta = 0, where the posterior is held by nothing."""
+    poison_from_epoch(monkeypatch, 0)
+    with pytest.raises(train_module.TrainingDiverged) as raised:
+        train(tiny_run(dataset, tmp_path / "run", max_bad_steps=2, kl_anneal_type=kl_anneal_type),
+              progress=False)
+    message = str(raised.value)
+    assert ("Beta was 0 in this epoch (Cyclical KL annealing)" in message) == says_beta
+    assert ("--kl_anneal_type None" in message) == says_beta
+
+
 def test_non_finite_steps_are_skipped_and_counted(dataset, tmp_path, monkeypatch):
     poison_from_epoch(monkeypatch, 1)
     train(tiny_run(dataset, tmp_path / "run", num_epoch=2, max_bad_steps=1000), progress=False)

@@ -135,15 +135,21 @@ class BadStepGuard:
     def good(self) -> None:
         self.in_a_row = 0
 
-    def bad(self, epoch: int) -> None:
+    def bad(self, epoch: int, beta: float) -> None:
         self.in_a_row += 1
         if self.in_a_row < self.cfg.train.max_bad_steps:
             return
         kept = (f"The last good checkpoint {self.run.last} is intact"
                 if self.run.last.exists() or not distributed.is_main()
                 else "No epoch finished, so no checkpoint was written")
+        # measured (docs/quality.md): with beta = 0 the posterior's mean and log-variance grow within a few
+        # steps, z reaches hundreds and the generator's gated (quadratic) layers overflow
+        schedule = self.cfg.train.kl_anneal_type
+        unheld = (f" Beta was 0 in this epoch ({schedule} KL annealing), so nothing held "
+                  "the posterior: its samples can grow until the generator overflows; --kl_anneal_type None "
+                  "(beta = 1 from the start) avoids epochs at beta = 0." if beta == 0 else "")
         raise TrainingDiverged(
-            f"Training diverged: {self.in_a_row} non-finite losses in a row in epoch {epoch + 1}. "
+            f"Training diverged: {self.in_a_row} non-finite losses in a row in epoch {epoch + 1}.{unheld} "
             f"{kept}; lower --lr (now {self.cfg.train.lr}) or --grad_clip, or check the data, then resume or "
             "restart.")
 
@@ -167,7 +173,7 @@ def train_epoch(opt: Optimisation, loader: DataLoader, plan: EpochPlan, cfg: Run
                             person_weight=t.person_weight)
         if stats is None:
             totals.skipped += 1
-            guard.bad(plan.epoch)
+            guard.bad(plan.epoch, plan.beta)
             continue
         guard.good()
         totals.add(stats, teacher_forcing)
