@@ -112,20 +112,6 @@ def test_gradient_difference_loss_by_hand():
     assert gradient_difference_loss(target + 0.3, target).item() == pytest.approx(0.0, abs=1e-7)  # edges only
 
 
-def test_gdl_weight_adds_the_edge_term_to_the_loss_only_when_asked():
-    frames, poses = moving_square_clip(T=4)
-    model = PoseVAE(tiny_sharp())
-    torch.manual_seed(1)
-    plain = train_clip(model, frames, poses, beta=0.0, teacher_forcing=True)
-    torch.manual_seed(1)
-    zero = train_clip(model, frames, poses, beta=0.0, teacher_forcing=True, gdl_weight=0.0)
-    torch.manual_seed(1)
-    edged = train_clip(model, frames, poses, beta=0.0, teacher_forcing=True, gdl_weight=0.5)
-    assert zero == plain
-    assert edged.mse_per_frame == pytest.approx(plain.mse_per_frame)
-    assert edged.loss_per_frame > plain.loss_per_frame + 1e-4
-
-
 def test_per_step_backward_equals_one_backward_per_clip():
     """The skip encoder of the previous frame is not detached, but its input is (truth or a detached
     prediction): every step is still a graph of its own."""

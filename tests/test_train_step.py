@@ -1,5 +1,6 @@
 """The training step: per-step backward equals one backward per clip, and a tiny model really learns."""
 
+import pytest
 import torch
 
 from posevae.losses import kl_to_standard_normal, reconstruction_mse
@@ -111,3 +112,18 @@ def test_a_non_finite_step_marks_the_clip_and_its_stats_stay_finite_elsewhere():
     model.zero_grad()
     stats = train_clip(model, frames, frames, beta=1.0, teacher_forcing=True)
     assert not stats.finite
+
+
+@pytest.mark.parametrize("option,weight", [("gdl_weight", 0.5), ("person_weight", 2.0)])
+def test_an_extra_loss_term_counts_only_when_its_weight_is_set(option, weight):
+    """The edge loss and the person loss: weight 0 is the lab's loss bit for bit; a weight adds to the loss
+    and leaves the MSE it reports alone."""
+    frames, poses = moving_square_clip(T=4)
+    model = PoseVAE(tiny_model_config(16, 32))
+    runs = {}
+    for name, kwargs in {"plain": {}, "zero": {option: 0.0}, "weighted": {option: weight}}.items():
+        torch.manual_seed(1)
+        runs[name] = train_clip(model, frames, poses, beta=0.0, teacher_forcing=True, **kwargs)
+    assert runs["zero"] == runs["plain"]
+    assert runs["weighted"].mse_per_frame == pytest.approx(runs["plain"].mse_per_frame)
+    assert runs["weighted"].loss_per_frame > runs["plain"].loss_per_frame + 1e-4
