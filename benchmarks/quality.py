@@ -40,6 +40,7 @@ import dataclasses
 import datetime
 import json
 import math
+import os
 import shlex
 import subprocess
 import sys
@@ -56,7 +57,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from posevae import metrics
 from posevae.config import MODEL_PRESETS, ModelConfig, RunConfig, TrainConfig
 from posevae.data.lab import ClipDataset, Video, load_test_sequences, load_val_video, load_video
-from posevae.device import autocast_for, resolve_device
+from posevae.device import autocast_for, fast_bf16_available, resolve_device
 from posevae.evaluation.predict import predict_test_split
 from posevae.files import atomic_write_text
 from posevae.jobs.compare import _convert, train_or_resume
@@ -291,6 +292,9 @@ def machine_lines(argv: list[str]) -> list[str]:
     return [f"# posevae quality for equal wall-clock, {datetime.datetime.now():%Y-%m-%d %H:%M}",
             (f"# CPU {cpu}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
              f"CUDA {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}"),
+            (f"# kernels: ATen {torch.backends.cpu.get_cpu_capability()}, oneDNN max ISA "
+             f"{os.environ.get('ONEDNN_MAX_CPU_ISA') or 'unset'}; --precision auto trains in "
+             f"{'bf16' if fast_bf16_available(torch.device('cpu')) else 'fp32'} on the CPU"),
             f"# python benchmarks/quality.py {shlex.join(argv)}"]
 
 

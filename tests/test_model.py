@@ -181,3 +181,17 @@ def test_one_default_noise_scale_for_forward_rollout_generate_and_the_config():
         step = model(first, poses[:, 1], generator=torch.Generator().manual_seed(4)).frame
         assert torch.equal(step, model(first, poses[:, 1], noise_scale=0.5,
                                        generator=torch.Generator().manual_seed(4)).frame)
+
+
+def test_the_previous_frame_is_encoded_without_a_graph():
+    """The previous frame's features are detached (the lab's step), so they are computed under no_grad: the
+    frame encoder records no graph for them, only for the next frame of the posterior path."""
+    torch.manual_seed(0)
+    model = PoseVAE(tiny_model_config())
+    grad_modes: list[bool] = []
+    model.frame_encoder.register_forward_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
+    x = torch.rand(2, 3, 16, 32)
+    out = model(x, x, x)
+    assert grad_modes == [False, True]  # previous frame, then the next frame (posterior)
+    out.frame.mean().backward()
+    assert all(p.grad is not None for p in model.frame_encoder.parameters())  # learns through the posterior

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -54,11 +55,24 @@ def autocast_for(device: torch.device, precision: str) -> AbstractContextManager
 
 def fast_bf16_available(device: torch.device) -> bool:
     """Whether bf16 runs fast here: a CUDA GPU with bf16, or a CPU with AMX (``amx_bf16`` in
-    /proc/cpuinfo)."""
+    /proc/cpuinfo) that PyTorch may use.
+
+    PyTorch can be kept below the CPU's instruction set (``ATEN_CPU_CAPABILITY=avx2`` for its own kernels,
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` for oneDNN's convolutions and matmuls): that is how an AMX machine measures
+    what an AVX2-only CPU does, and bf16 is then slow, so not chosen.
+    """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "amx_bf16" in flags
+    return "amx_bf16" in flags and amx_allowed(torch.backends.cpu.get_cpu_capability(),
+                                               os.environ.get("ONEDNN_MAX_CPU_ISA", ""))
+
+
+def amx_allowed(aten_capability: str, onednn_max_isa: str) -> bool:
+    """Whether PyTorch's kernels may use AMX: ATen at AVX512 (not held to AVX2 or below) and oneDNN not held
+    below its AMX level (``ONEDNN_MAX_CPU_ISA`` unset, ``ALL`` or an ``..._AMX`` level)."""
+    isa = onednn_max_isa.strip().upper()
+    return aten_capability.upper().startswith("AVX512") and (isa in ("", "ALL") or "AMX" in isa)

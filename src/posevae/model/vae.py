@@ -290,7 +290,8 @@ class PoseVAE(nn.Module):
         the frame encoder learns through the posterior path, and every time step is a graph of its own (so
         a backward per step equals one backward per clip). ``generator``: one, or one per batch row.
         """
-        prev_feat = self.frame_encoder(prev_frame).detach()  # (B, F, h, w)
+        with torch.no_grad():  # detached, so no graph: the same values, less time and memory
+            prev_feat = self.frame_encoder(prev_frame)  # (B, F, h, w)
         pose_feat = self.pose_encoder(next_pose)  # (B, L, h, w)
         mu = logvar = prior_mu = prior_logvar = None
         if self.prior is not None:

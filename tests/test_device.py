@@ -1,0 +1,40 @@
+"""--precision auto: bf16 only where it is fast, and not when PyTorch is held below AMX (AVX2 emulation)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from posevae.device import amx_allowed, autocast_for
+
+
+@pytest.mark.parametrize(("aten", "onednn", "allowed"), [
+    ("AVX512", "", True),
+    ("AVX512", "ALL", True),
+    ("AVX512", "avx512_core_amx", True),
+    ("AVX512", "AVX2", False),  # oneDNN held to AVX2: its bf16 convolutions are emulated, slow
+    ("AVX512", "AVX512_CORE", False),
+    ("AVX2", "", False),  # ATen held to AVX2 (ATEN_CPU_CAPABILITY=avx2)
+    ("DEFAULT", "", False),
+])
+def test_amx_allowed(aten: str, onednn: str, allowed: bool) -> None:
+    assert amx_allowed(aten, onednn) is allowed
+
+
+def test_fp32_is_no_autocast_and_auto_follows_the_emulation() -> None:
+    """Held to AVX2 by both variables, --precision auto runs fp32 even on an AMX CPU (a fresh process: ATen
+    reads its variable once)."""
+    assert not torch.is_autocast_enabled("cpu")
+    with autocast_for(torch.device("cpu"), "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast_for(torch.device("cpu"), "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+    code = ("import torch; from posevae.device import fast_bf16_available as f; "
+            "print(torch.backends.cpu.get_cpu_capability(), f(torch.device('cpu')))")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["AVX2", "False"]
