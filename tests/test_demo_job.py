@@ -2,7 +2,9 @@
 reports, prints the summary with the baseline, and a second call reuses the finished run."""
 
 import csv
+import dataclasses
 import json
+from pathlib import Path
 
 from posevae.data.demo.dataset import render_demo_dataset
 from posevae.jobs.demo import run_demo
@@ -18,6 +20,7 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, capsys):
     summary = run_demo(out=out, data=data, device="cpu", progress=False, **TINY)
     printed = capsys.readouterr().out
     assert "baseline: repeat the first frame" in printed and "test PSNR" in printed
+    assert "for 2 epochs" in printed and "(new run, fp32)" in printed  # the budget and precision it trains in
     assert json.loads((out / "summary.json").read_text())["test_psnr"] == summary["test_psnr"]
     for path in ("metrics.csv", "checkpoints/best.safetensors", "test/submission.csv",
                  "test/compare_seq0.gif",
@@ -43,3 +46,15 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, capsys):
     again = run_demo(out=out, data=data, device="cpu", progress=False, **TINY)
     assert "Training already finished" in capsys.readouterr().out
     assert again["test_psnr"] == summary["test_psnr"]
+
+
+def test_the_demo_says_why_a_cpu_without_amx_takes_longer(monkeypatch):
+    from posevae import device
+    from posevae.jobs.demo import AVX2_NOTE, _precision_note, demo_config
+
+    train = demo_config(Path("data"), Path("run"), "cpu").train
+    monkeypatch.setattr(device, "fast_bf16_available", lambda _: True)
+    assert _precision_note(train) == "bf16 autocast"
+    monkeypatch.setattr(device, "fast_bf16_available", lambda _: False)
+    assert "no AMX" in _precision_note(train) and AVX2_NOTE in _precision_note(train)
+    assert _precision_note(dataclasses.replace(train, precision="fp32")) == "fp32"  # chosen by the user

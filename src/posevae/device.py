@@ -46,11 +46,16 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 def autocast_for(device: torch.device, precision: str) -> AbstractContextManager:
     """bf16 autocast where it is fast (CUDA with bf16, CPUs with AMX); fp32 otherwise."""
-    if precision == "fp32":
-        return nullcontext()
-    if precision == "auto" and not fast_bf16_available(device):
+    if training_precision(device, precision) == "fp32":
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def training_precision(device: torch.device, precision: str) -> str:
+    """What ``--precision`` (auto, fp32, bf16) runs on ``device``: "bf16" (autocast) or "fp32"."""
+    if precision == "fp32" or (precision == "auto" and not fast_bf16_available(device)):
+        return "fp32"
+    return "bf16"
 
 
 def fast_bf16_available(device: torch.device) -> bool:

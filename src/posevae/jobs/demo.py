@@ -28,6 +28,9 @@ DEMO_TRAIN: dict[str, Any] = {"batch_size": 8, "lr": 2e-3, "num_epoch": 6, "kl_a
                               "tfr": 1.0, "tfr_sde": 2, "tfr_d_step": 0.25, "person_weight": 1.0,
                               "per_save": 100, "seed": 1}
 DEMO_DATA: dict[str, Any] = {"train_vi_len": 16, "partial": 0.5, "val_vi_len": 630}
+# What the demo costs where bf16 is slow (CPUs without AMX train in fp32), measured with PyTorch held to AVX2
+# (docs/quality.md, "The demo without AMX").
+AVX2_NOTE = "about 1.6x the time it takes with AMX: 15-21 min for the whole demo on 2 AVX2 cores"
 
 
 def demo_config(data: Path, run: Path, device: str, prior: Prior = "fixed", **overrides: Any) -> RunConfig:
@@ -64,6 +67,18 @@ def _val_person_psnr(run: Path, epoch: int) -> dict[str, float | None]:
             value = math.nan
         values[key] = value if math.isfinite(value) else None
     return values
+
+
+def _precision_note(train: TrainConfig) -> str:
+    """How the training steps will run here, and why a CPU without AMX takes longer."""
+    from posevae.device import resolve_device, training_precision
+
+    device = resolve_device(train.device)
+    if training_precision(device, train.precision) == "bf16":
+        return "bf16 autocast"
+    if device.type == "cpu" and train.precision == "auto":
+        return f"fp32: this CPU has no AMX for bf16, so training takes longer ({AVX2_NOTE})"
+    return "fp32"
 
 
 def _db(value: float | None, fmt: str = "6.2f") -> str:
@@ -111,7 +126,8 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
         print(f"[2/4] Training already finished in {cfg.train.save_root}; reusing it.", flush=True)
     else:
         print(f"[2/4] Training the {DEMO_PRESET} preset for {cfg.train.num_epoch} epochs into "
-              f"{cfg.train.save_root} ({'resuming' if state is False else 'new run'}) ...", flush=True)
+              f"{cfg.train.save_root} ({'resuming' if state is False else 'new run'}, "
+              f"{_precision_note(cfg.train)}) ...", flush=True)
         train(cfg, resume=state is False, progress=progress)
     train_seconds = time.perf_counter() - started
 
