@@ -31,6 +31,10 @@ and test); parameters, forward GFLOP per generated frame (batch 1, FlopCounterMo
 the probe's training frames/s (training steps only). The markdown table goes to stdout and OUT/quality.md,
 every number to OUT/quality.json; OUT/plan.json keeps the epochs chosen, so running the command again resumes
 the unfinished runs with the same plan. Nothing else should run on the machine meanwhile.
+
+Held to AVX2 (``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``) an AMX machine measures what a CPU
+without AMX does: ``--precision auto`` then trains in fp32 (docs/quality.md, "The demo without AMX"); the
+header says which kernels and precision ran.
 """
 
 from __future__ import annotations
