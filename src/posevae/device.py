@@ -63,7 +63,7 @@ def fast_bf16_available(device: torch.device) -> bool:
     /proc/cpuinfo) that PyTorch may use.
 
     PyTorch can be kept below the CPU's instruction set (``ATEN_CPU_CAPABILITY=avx2`` for its own kernels,
-    ``ONEDNN_MAX_CPU_ISA=AVX2`` for oneDNN's convolutions and matmuls): that is how an AMX machine measures
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` for oneDNN, which runs the convolutions): that is how an AMX machine measures
     what an AVX2-only CPU does, and bf16 is then slow, so not chosen.
     """
     if device.type == "cuda":
