@@ -77,7 +77,7 @@ def _precision_note(train: TrainConfig) -> str:
     if training_precision(device, train.precision) == "bf16":
         return "bf16 autocast"
     if device.type == "cpu" and train.precision == "auto":
-        return f"fp32: no AMX here for bf16, so training takes longer ({AVX2_NOTE})"
+        return f"fp32: no AMX here for bf16, so training takes {AVX2_NOTE}"
     return "fp32"
 
 
