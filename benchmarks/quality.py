@@ -61,7 +61,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from posevae import metrics
 from posevae.config import MODEL_PRESETS, ModelConfig, RunConfig, TrainConfig
 from posevae.data.lab import ClipDataset, Video, load_test_sequences, load_val_video, load_video
-from posevae.device import autocast_for, fast_bf16_available, resolve_device
+from posevae.device import autocast_for, resolve_device, training_precision
 from posevae.evaluation.predict import predict_test_split
 from posevae.files import atomic_write_text
 from posevae.jobs.compare import _convert, train_or_resume
@@ -298,7 +298,7 @@ def machine_lines(argv: list[str]) -> list[str]:
              f"CUDA {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}"),
             (f"# kernels: ATen {torch.backends.cpu.get_cpu_capability()}, oneDNN max ISA "
              f"{os.environ.get('ONEDNN_MAX_CPU_ISA') or 'unset'}; --precision auto trains in "
-             f"{'bf16' if fast_bf16_available(torch.device('cpu')) else 'fp32'} on the CPU"),
+             f"{training_precision(torch.device('cpu'), 'auto')} on the CPU"),
             f"# python benchmarks/quality.py {shlex.join(argv)}"]
 
 

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from posevae.config import SEED_STRIDE, RunConfig
 from posevae.data.lab import ClipDataset
-from posevae.device import autocast_for
+from posevae.device import autocast_for, training_precision
 from posevae.errors import UserError
 from posevae.files import atomic_write_text
 from posevae.model.checkpoint import Checkpoint, save_checkpoint
@@ -242,7 +242,8 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
     opt = build_optimisation(cfg, device, start.checkpoint, distributed.world_size())
     if main:
         atomic_write_text(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
-    autocast = lambda: autocast_for(device, t.precision)  # noqa: E731
+    precision = training_precision(device, t.precision)  # once: "auto" reads /proc/cpuinfo
+    autocast = lambda: autocast_for(device, precision)  # noqa: E731
     guard, best_psnr, epoch = BadStepGuard(run, cfg), start.best_psnr, start.epoch
     with _epoch_log(run, cfg, start, main) as log, _flushing_denormals():
         try:
