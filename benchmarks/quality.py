@@ -135,6 +135,7 @@ def _time_batches(model: PoseVAE, cfg: RunConfig, clips: ClipDataset, device: to
     """Seconds per training batch: one warm-up batch, then the mean of ``n`` timed ones."""
     t = cfg.train
     optimizer, _ = build_optimizer(model, cfg)
+    precision = training_precision(device, t.precision)
     seconds = []
     for k in range(n + 1):
         ids = [(k * t.batch_size + i) % len(clips) for i in range(t.batch_size)]
@@ -143,7 +144,8 @@ def _time_batches(model: PoseVAE, cfg: RunConfig, clips: ClipDataset, device: to
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         train_clip(model, frames, poses, beta=0.5, teacher_forcing=True, kl_norm=t.kl_norm,
-                   autocast=lambda: autocast_for(device, t.precision), gdl_weight=t.gdl_weight)
+                   autocast=lambda: autocast_for(device, precision), gdl_weight=t.gdl_weight,
+                   person_weight=t.person_weight)
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         if device.type == "cuda":
@@ -167,8 +169,8 @@ def probe(cfg: RunConfig, n_batches: int, progress: bool) -> dict[str, float]:
     try:
         batch_s = _time_batches(model.train(), cfg, clips, device, n_batches)
         started = time.perf_counter()
-        evaluate_video(model, val, device=device, beta=0.5, noise_scale=cfg.sample.noise_scale, seed=0,
-                       autocast=lambda: autocast_for(device, t.precision))
+        # in fp32, as posevae.training.loop validates whatever --precision says
+        evaluate_video(model, val, device=device, beta=0.5, noise_scale=cfg.sample.noise_scale, seed=0)
         val_s = (time.perf_counter() - started) * (d.val_vi_len - 1) / (len(val) - 1)
     finally:
         if flush:  # process-wide CPU state: give it back, as posevae.training.loop does
@@ -208,8 +210,8 @@ def frame_scores(pred: torch.Tensor, truth: torch.Tensor, labels: torch.Tensor) 
 
 
 def validate(best: Path, cfg: RunConfig, progress: bool) -> dict[str, float]:
-    """Scores of the best checkpoint's validation rollout (the one training validated: same seed and
-    noise)."""
+    """Scores of the best checkpoint's validation rollout (the one training validated: same seed, noise and
+    fp32 arithmetic)."""
     device = resolve_device(cfg.train.device)
     model = model_from_checkpoint(load_checkpoint(best), best, device)
     d, m = cfg.data, cfg.model
@@ -217,8 +219,7 @@ def validate(best: Path, cfg: RunConfig, progress: bool) -> dict[str, float]:
     frames = to_unit_float(video.frames[None], device)  # (1, T, 3, H, W)
     poses = to_unit_float(video.labels[None], device)
     gen = torch.Generator(device).manual_seed(cfg.sample.sample_seed)
-    pred = generate(model, frames[:, 0], poses, noise_scale=cfg.sample.noise_scale, generator=gen,
-                    autocast=lambda: autocast_for(device, cfg.train.precision))
+    pred = generate(model, frames[:, 0], poses, noise_scale=cfg.sample.noise_scale, generator=gen)  # fp32
     return frame_scores(pred[0].cpu(), frames[0].cpu(), poses[0].cpu())
 
 
