@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -74,11 +75,12 @@ def test_train_writes_metrics_checkpoints_and_tensorboard(dataset, tmp_path):
         assert [e.step for e in events.Scalars(tag)] == [0, 1, 2], tag
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(dataset, tmp_path, monkeypatch):
-    full = tiny_run(dataset, tmp_path / "full")
+@pytest.mark.parametrize("step", ["batched", "sequential"])
+def test_interrupted_and_resumed_equals_uninterrupted(dataset, tmp_path, monkeypatch, step):
+    full = tiny_run(dataset, tmp_path / "full", step=step, tfr_sde=1, tfr_d_step=0.5)  # TF on, drawn, off
     train(full, progress=False)
 
-    cut = tiny_run(dataset, tmp_path / "cut")
+    cut = tiny_run(dataset, tmp_path / "cut", step=step, tfr_sde=1, tfr_d_step=0.5)
     real_tfr = ctrl_c_at_epoch(monkeypatch, 2)
     with pytest.raises(UserError, match="resume with: posevae train --resume"):
         train(cut, progress=False)
@@ -93,6 +95,18 @@ def test_interrupted_and_resumed_equals_uninterrupted(dataset, tmp_path, monkeyp
         torch.testing.assert_close(a.model_state[name], b.model_state[name], rtol=1e-5, atol=1e-6, msg=name)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(rows(tmp_path / "full")) == strip(rows(tmp_path / "cut"))
+
+
+def test_the_run_records_its_step_and_a_config_from_before_reads_as_sequential(dataset, tmp_path):
+    """--step is in the run's config; a config stored before the batched step existed trained step by step,
+    so it reads back as sequential and a resumed old run continues as it trained."""
+    train(tiny_run(dataset, tmp_path / "run", num_epoch=1, kl_anneal_type="None", step="batched"),
+          progress=False)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["train"]["step"] == "batched"
+    del stored["train"]["step"]
+    assert RunConfig.from_dict(stored).train.step == "sequential"
+    assert RunConfig().train.step == "auto"
 
 
 def test_resume_of_a_run_whose_metrics_csv_lacks_the_person_metrics(dataset, tmp_path, monkeypatch):

@@ -1,12 +1,14 @@
-"""The training step: per-step backward equals one backward per clip, and a tiny model really learns."""
+"""The training step: per-step backward equals one backward per clip, the batched step computes the
+sequential step's loss and gradients, and a tiny model really learns."""
 
 import pytest
 import torch
 
+from posevae.config import MODEL_PRESETS, ModelConfig
 from posevae.losses import kl_to_standard_normal, reconstruction_mse
 from posevae.model.rollout import rollout
 from posevae.model.vae import PoseVAE
-from posevae.training.step import train_clip
+from posevae.training.step import batched_step_frames, step_for, train_clip, widest_activation_bytes
 from tests.conftest import tiny_model_config
 
 
@@ -45,7 +47,7 @@ def test_per_step_backward_equals_one_backward_per_clip():
         reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         model.zero_grad(set_to_none=True)
         torch.manual_seed(7)
-        train_clip(model, frames, poses, beta=0.5, teacher_forcing=teacher_forcing)
+        train_clip(model, frames, poses, beta=0.5, teacher_forcing=teacher_forcing, step="sequential")
         got = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
         assert got.keys() == reference.keys() and len(got) > 10
         for name, grad in got.items():
@@ -53,15 +55,101 @@ def test_per_step_backward_equals_one_backward_per_clip():
             assert ((grad - reference[name]).abs().max() / scale) < 1e-4, name
 
 
-def test_tiny_model_overfits_one_clip():
+def small_preset(preset: str, **overrides) -> ModelConfig:
+    """A preset's architecture at 16x32 with narrow layers (tiny is small already)."""
+    narrow = {} if preset == "tiny" else {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 24}
+    return ModelConfig(frame_H=16, frame_W=32, **{**MODEL_PRESETS[preset], **narrow, **overrides})
+
+
+def gradients_of(model, frames, poses, noise, **kwargs):
+    model.zero_grad(set_to_none=True)
+    stats = train_clip(model, frames, poses, beta=0.5, noise=noise, gdl_weight=0.5, person_weight=1.0, **kwargs)
+    return stats, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("teacher_forcing", [True, False], ids=["tf-on", "tf-off"])
+@pytest.mark.parametrize("preset,prior", [("lab", "fixed"), ("fast", "fixed"), ("sharp", "fixed"),
+                                          ("template", "fixed"), ("tiny", "fixed"), ("tiny", "learned"),
+                                          ("sharp", "learned")])
+def test_batched_step_gives_the_sequential_loss_and_gradients(preset, prior, teacher_forcing):
+    """With BatchNorm's statistics held fixed (eval mode) and the same noise, one batch of B x (T - 1), or
+    chunks of it, computes the sums the lab's step-by-step order does: loss terms and every gradient, with the
+    edge and person losses on. In float64, so the comparison is not blurred by fp32 rounding (the template
+    variant, without a sigmoid, amplifies it to a few percent in fp32)."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = PoseVAE(small_preset(preset, prior=prior)).eval()
+        frames = torch.rand(2, 6, 3, 16, 32)
+        poses = (torch.rand(2, 6, 3, 16, 32) > 0.8).double()
+        noise = torch.randn(2, 5, *model.latent_shape)
+        runs = {name: gradients_of(model, frames, poses, noise, teacher_forcing=teacher_forcing, **kwargs)
+                for name, kwargs in {"sequential": {"step": "sequential"}, "batched": {"step": "batched"},
+                                     "chunks": {"step": "batched", "frames_per_forward": 4}}.items()}
+    finally:
+        torch.set_default_dtype(torch.float32)
+    reference_stats, reference = runs["sequential"]
+    assert len(reference) > 10
+    for name in ("batched", "chunks"):
+        stats, grads = runs[name]
+        assert stats.finite
+        for term in ("loss_per_frame", "mse_per_frame", "kl_per_frame"):
+            assert getattr(stats, term) == pytest.approx(getattr(reference_stats, term), rel=1e-6), (name, term)
+        assert grads.keys() == reference.keys()
+        for key, grad in grads.items():
+            scale = reference[key].abs().max().clamp_min(1e-12)
+            assert ((grad - reference[key]).abs().max() / scale) < 1e-10, (name, key)
+
+
+def test_without_fixed_statistics_the_steps_differ_only_through_batchnorm():
+    """In training mode BatchNorm normalises over B x (T - 1) frames instead of B: the gradients differ (the
+    comparison above is not vacuous), and the running statistics move once per forward, not once per step;
+    the rollout without teacher forcing leaves them untouched."""
+    model = PoseVAE(small_preset("tiny")).train()
+    frames, poses = torch.rand(2, 6, 3, 16, 32), torch.rand(2, 6, 3, 16, 32)
+    noise = torch.randn(2, 5, *model.latent_shape)
+    batchnorm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    grads, tracked = {}, {}
+    for step in ("sequential", "batched"):
+        for teacher_forcing in (True, False):
+            before = int(batchnorm.num_batches_tracked)
+            _, grads[step, teacher_forcing] = gradients_of(model, frames, poses, noise, step=step,
+                                                           teacher_forcing=teacher_forcing)
+            tracked[step, teacher_forcing] = int(batchnorm.num_batches_tracked) - before
+    assert tracked == {("sequential", True): 5, ("sequential", False): 5, ("batched", True): 1,
+                       ("batched", False): 1}
+    name = "pose_encoder.net.1.weight"  # the convolution before the BatchNorm
+    assert not torch.allclose(grads["sequential", True][name], grads["batched", True][name])
+
+
+def test_auto_batches_except_on_a_cpu_without_teacher_forcing():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert step_for("auto", cpu, True) == "batched"
+    assert step_for("auto", cpu, False) == "sequential"  # the rollout first would cost more than it saves
+    assert step_for("auto", cuda, False) == step_for("auto", cuda, True) == "batched"
+    assert step_for("sequential", cuda, True) == "sequential"
+    assert step_for("batched", cpu, False) == "batched"
+
+
+def test_the_cpu_chunk_follows_the_widest_activation():
+    """On a CPU a forward of the batched step takes as many frames as keep the widest layer within the budget:
+    more for a narrow model than for a wide one; on a GPU all of them."""
+    narrow, wide = PoseVAE(small_preset("tiny")), PoseVAE(small_preset("lab", F_dim=64))
+    assert widest_activation_bytes(narrow) < widest_activation_bytes(wide)
+    assert widest_activation_bytes(wide) % (16 * 32 * 4) == 0  # the lab model's widest layer: full resolution
+    assert batched_step_frames(narrow, torch.device("cpu")) > batched_step_frames(wide, torch.device("cpu")) >= 1
+    assert batched_step_frames(wide, torch.device("cuda")) is None
+
+
+@pytest.mark.parametrize("step", ["sequential", "batched"])
+def test_tiny_model_overfits_one_clip(step):
     torch.manual_seed(0)
     frames, poses = moving_square_clip()
     model = PoseVAE(tiny_model_config())
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for step in range(150):
+    for i in range(150):
         optimizer.zero_grad(set_to_none=True)
-        stats = train_clip(model, frames, poses, beta=1e-3, teacher_forcing=step % 2 == 0)
+        stats = train_clip(model, frames, poses, beta=1e-3, teacher_forcing=i % 2 == 0, step=step)
         assert stats.finite
         optimizer.step()
         losses.append(stats.loss_per_frame)
@@ -84,7 +172,8 @@ def _count_host_syncs(monkeypatch) -> list[str]:
     return calls
 
 
-def test_a_clip_and_a_validation_video_sync_with_the_host_a_fixed_number_of_times(monkeypatch):
+@pytest.mark.parametrize("step", ["sequential", "batched"])
+def test_a_clip_and_a_validation_video_sync_with_the_host_a_fixed_number_of_times(monkeypatch, step):
     """Not once per time step: the loop queues GPU work without waiting for it (issue 7)."""
     from posevae.data.lab import Video
     from posevae.training.validation import evaluate_video
@@ -97,20 +186,21 @@ def test_a_clip_and_a_validation_video_sync_with_the_host_a_fixed_number_of_time
         video = Video(frames=u8, labels=u8, names=[f"{k}.png" for k in range(T)], source=None)
         with monkeypatch.context() as m:
             calls = _count_host_syncs(m)
-            train_clip(model, frames, frames, beta=1.0, teacher_forcing=True)
+            train_clip(model, frames, frames, beta=1.0, teacher_forcing=step == "batched", step=step)
             n_train = len(calls)
             evaluate_video(model, video, device=torch.device("cpu"), beta=1.0, noise_scale=0.5, seed=0)
             counts[T] = (n_train, len(calls) - n_train)
     assert counts[4] == counts[12], counts
 
 
-def test_a_non_finite_step_marks_the_clip_and_its_stats_stay_finite_elsewhere():
+@pytest.mark.parametrize("step", ["sequential", "batched"])
+def test_a_non_finite_step_marks_the_clip_and_its_stats_stay_finite_elsewhere(step):
     model = PoseVAE(tiny_model_config())
     frames = torch.rand(1, 5, 3, 16, 32)
-    assert train_clip(model, frames, frames, beta=1.0, teacher_forcing=True).finite
+    assert train_clip(model, frames, frames, beta=1.0, teacher_forcing=True, step=step).finite
     frames[0, 3] = float("nan")  # the truth of step 3: its loss is NaN
     model.zero_grad()
-    stats = train_clip(model, frames, frames, beta=1.0, teacher_forcing=True)
+    stats = train_clip(model, frames, frames, beta=1.0, teacher_forcing=True, step=step)
     assert not stats.finite
 
 

@@ -14,6 +14,10 @@ from posevae.errors import UserError
 from posevae.schedules import fitted_kl_cycles, trains_kl
 
 KLAnnealType = Literal["Cyclical", "Monotonic", "None", "FuCyclical"]
+# How a training step runs the T - 1 model steps of a clip: as one batch, or one after the other (the lab's
+# order); the same loss and gradients up to BatchNorm's statistics; "auto" picks the faster of the two for the
+# device and the teacher-forcing draw (posevae.training.step.step_for)
+TrainStep = Literal["auto", "batched", "sequential"]
 KL_ANNEAL_TYPES = ("Cyclical", "Monotonic", "None", "FuCyclical")
 CYCLICAL_TYPES = ("Cyclical", "FuCyclical")  # schedules that restart at beta = 0 every cycle
 # Derived seeds are a * SEED_STRIDE + b (an epoch of a run, a sample of a test sequence): a prime above any b
@@ -165,6 +169,7 @@ class TrainConfig:
     tfr_sde: int = 10
     tfr_d_step: float = 0.1
     tf_per: Literal["epoch", "batch"] = "epoch"  # draw teacher forcing once per epoch (lab) or per batch
+    step: TrainStep = "auto"  # a clip's model steps as one batch, or one after the other (the lab's)
     # KL annealing
     kl_anneal_type: KLAnnealType = "Cyclical"
     kl_anneal_cycle: int = 10
@@ -254,6 +259,8 @@ class RunConfig:
 
 # Fields renamed since configs were first stored (in checkpoints and config.json): {class: {old: new}}
 RENAMED_FIELDS: dict[type, dict[str, str]] = {ModelConfig: {"frame_skip": "prev_frame_skip"}}
+# Fields added since, with what a stored config without them ran (a resumed run continues as it trained)
+ADDED_FIELDS: dict[type, dict[str, Any]] = {TrainConfig: {"step": "sequential"}}
 
 
 def _from_dict(cls: type, d: dict[str, Any]) -> Any:
@@ -261,6 +268,8 @@ def _from_dict(cls: type, d: dict[str, Any]) -> Any:
     for old, new in RENAMED_FIELDS.get(cls, {}).items():  # a config stored before the rename
         if old in values and new not in values:
             values[new] = values.pop(old)
+    for name, before in ADDED_FIELDS.get(cls, {}).items():
+        values.setdefault(name, before)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     _require(not unknown, f"Unknown {cls.__name__} fields {unknown}: this config was written by another "

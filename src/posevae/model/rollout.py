@@ -51,6 +51,7 @@ def rollout(
     generator: RandomSource = None,
     on_step: Callable[[int, StepOutput], None] | None = None,
     autocast: Callable[[], AbstractContextManager] | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Generate a sequence. first_frame (B, 3, H, W), poses (B, T, 3, H, W) -> frames (B, T, 3, H, W).
 
@@ -59,7 +60,8 @@ def rollout(
     ``truth`` (B, T, 3, H, W) is needed for ``use_posterior`` and ``teacher_forcing``. ``autocast`` makes
     the context (e.g. bf16 autocast) each model step runs in; ``on_step`` runs outside it. ``noise_scale``
     scales the prior's noise (default :data:`~posevae.config.DEFAULT_NOISE_SCALE`, 0.5, as at test time); the
-    posterior path does not use it.
+    posterior path does not use it. ``noise`` (B, T - 1, N_dim, h, w): the latent's N(0, I) draws of the
+    T - 1 steps, given instead of drawn (the batched training step replays them; see posevae.training.step).
     """
     if (use_posterior or teacher_forcing) and truth is None:
         raise ValueError("rollout: use_posterior and teacher_forcing need the true frames (truth=...)")
@@ -77,10 +79,11 @@ def rollout(
                 noise_scale=noise_scale,
                 z_mode=z_mode,
                 generator=generator,
+                noise=noise[:, t - 1] if noise is not None else None,
             )
         if on_step is not None:
             on_step(t, out)
-        pred = out.frame.detach().float()
+        pred = out.frame.detach().to(first_frame.dtype)  # fp32 out of bf16 autocast
         frames.append(pred)
         prev = truth[:, t] if teacher_forcing and truth is not None else pred
     return torch.stack(frames, dim=1)

@@ -95,12 +95,16 @@ def _finite_only(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def _latent(shape: tuple[int, ...], mu: torch.Tensor | None, logvar: torch.Tensor | None, scale: float,
-            z_mode: str, generator: RandomSource, like: torch.Tensor) -> torch.Tensor:
+            z_mode: str, generator: RandomSource, like: torch.Tensor,
+            noise: torch.Tensor | None = None) -> torch.Tensor:
     """z of N(mu, (scale * sigma)^2), or of N(0, scale^2 I) without ``mu``: a sample, or with ``z_mode``
-    "mean" the mean (mu, or zeros of ``shape`` like ``like``)."""
+    "mean" the mean (mu, or zeros of ``shape`` like ``like``). ``noise``: the N(0, I) draw of ``shape`` to
+    use instead of drawing one (the batched training step replays a rollout's noise)."""
     if z_mode == "mean":
         return mu if mu is not None else like.new_zeros(shape)
-    eps = standard_normal(shape, mu if mu is not None else like, generator)
+    dtype_of = mu if mu is not None else like
+    eps = (noise.to(dtype_of.dtype) if noise is not None
+           else standard_normal(shape, dtype_of, generator))
     if mu is None or logvar is None:
         return scale * eps
     return mu + scale * torch.exp(0.5 * logvar) * eps
@@ -278,6 +282,7 @@ class PoseVAE(nn.Module):
         noise_scale: float = DEFAULT_NOISE_SCALE,
         z_mode: str = "sample",
         generator: RandomSource = None,
+        noise: torch.Tensor | None = None,
     ) -> StepOutput:
         """One step. prev_frame, next_pose, next_frame: (B, 3, H, W) floats in [0, 1].
 
@@ -289,6 +294,8 @@ class PoseVAE(nn.Module):
         them for KL(q || p)). The previous frame's features are detached, as in the lab's training step:
         the frame encoder learns through the posterior path, and every time step is a graph of its own (so
         a backward per step equals one backward per clip). ``generator``: one, or one per batch row.
+        ``noise`` (B, N_dim, h, w): the latent's N(0, I) draw, given instead of drawn (then ``generator`` is
+        not used).
         """
         with torch.no_grad():  # detached, so no graph: the same values, less time and memory
             prev_feat = self.frame_encoder(prev_frame)  # (B, F, h, w)
@@ -299,9 +306,9 @@ class PoseVAE(nn.Module):
         shape = (prev_frame.shape[0], *self.latent_shape)
         if next_frame is not None:
             mu, logvar = self._gaussian(*self.posterior(self.frame_encoder(next_frame), pose_feat))
-            z = _latent(shape, mu, logvar, 1.0, z_mode, generator, pose_feat)
+            z = _latent(shape, mu, logvar, 1.0, z_mode, generator, pose_feat, noise)
         else:  # the learned prior's N(mu_p, sigma_p^2), or N(0, I); its noise scaled by noise_scale
-            z = _latent(shape, prior_mu, prior_logvar, noise_scale, z_mode, generator, pose_feat)
+            z = _latent(shape, prior_mu, prior_logvar, noise_scale, z_mode, generator, pose_feat, noise)
         fused = self.fusion(prev_feat, pose_feat, z.to(pose_feat.dtype))
         frame = self._generate(fused, prev_frame, next_pose)
         frame = torch.nan_to_num(frame, nan=NAN_PIXEL, posinf=1.0, neginf=0.0)

@@ -170,7 +170,7 @@ def train_epoch(opt: Optimisation, loader: DataLoader, plan: EpochPlan, cfg: Run
         stats = train_batch(opt, to_unit_float(frames_u8, device), to_unit_float(poses_u8, device),
                             beta=plan.beta, teacher_forcing=teacher_forcing, kl_norm=t.kl_norm,
                             grad_clip=t.grad_clip, gdl_weight=t.gdl_weight, device=device, autocast=autocast,
-                            person_weight=t.person_weight)
+                            person_weight=t.person_weight, step=t.step)
         if stats is None:
             totals.skipped += 1
             guard.bad(plan.epoch, plan.beta)

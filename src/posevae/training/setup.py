@@ -16,7 +16,7 @@ from posevae.errors import UserError
 from posevae.model.checkpoint import Checkpoint, load_checkpoint
 from posevae.model.vae import PoseVAE
 from posevae.run_folder import RunFolder
-from posevae.training.step import Optimisation
+from posevae.training.step import Optimisation, batched_step_frames
 
 # Keys of the config that may differ when resuming (they do not change the numbers; a run folder may move).
 RESUMABLE_CHANGES = {"train.device", "data.num_workers", "data.cache_dir", "data.DR", "train.save_root"}
@@ -131,4 +131,4 @@ def build_optimisation(cfg: RunConfig, device: torch.device, checkpoint: Checkpo
     if world > 1:
         step_model = DistributedDataParallel(step_model,
                                              device_ids=[device] if device.type == "cuda" else None)
-    return Optimisation(model, step_model, optimizer, scheduler)
+    return Optimisation(model, step_model, optimizer, scheduler, batched_step_frames(model, device))
