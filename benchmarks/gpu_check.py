@@ -1,18 +1,19 @@
-"""The GPU check in one go: both presets' throughput (eager, bf16, compile), generation, a training epoch.
+"""The GPU check: the real `posevae train` loop on a course-size dataset, sequential against batched steps,
+and `posevae test` on five 630-frame sequences. One run of a few minutes on one GPU; prints a table.
 
-    python benchmarks/gpu_check.py [--out OUT] [--train-frames 4000]
+    python benchmarks/gpu_check.py [--out OUT] [--train-frames 23410] [--sequential-share 0.1]
 
-Meant for a lent GPU machine with nothing to download: the data are synthetic (tests/synthetic.py, 32x64 PNGs
-in the lab layout), the model is built from the repository. Prints, and writes to OUT/gpu_check.txt:
+Nothing to download: the data are synthetic (tests/synthetic.py, 32x64 PNGs in the lab layout: 23,410 training
+frames as the course's, a 630-frame validation video, five 630-frame test sequences); the models are built
+from the repository. For each preset (lab at batch 8, lr 1e-3; sharp with the person loss at batch 8, lr 2e-3)
+and each step (--step sequential, batched), one epoch of `posevae.training.loop.train`, teacher forcing on
+(tfr 1) and off (tfr 0), in fp32 and bf16. The sequential step trains on ``--sequential-share`` of the clips
+(it is ~10x slower; its frames/s do not depend on how many clips there are), the batched one on all of them.
 
-1. benchmarks/throughput.py --device cuda: training and generation frames/s, GFLOP/s against the measured
-   matmul roof, peak memory, for the lab and fast presets in fp32 / channels_last / bf16;
-2. benchmarks/generation.py --device cuda for both presets: a 630-frame rollout against 630 bare model steps,
-   and the five test sequences one by one against batched;
-3. one epoch of `posevae train` (lab preset, then fast, bf16 autocast, no DDP) on `--train-frames` frames with
-   its wall-clock time and peak GPU memory (torch.cuda.max_memory_allocated);
-4. benchmarks/throughput.py --device cuda --compile-only: the torch.compile configurations, last because
-   compiling takes the longest and a lease may run out.
+Columns: seconds for the epoch's training batches alone, predicted training frames/s (clips x 15 / those
+seconds), seconds of the 630-frame validation, the epoch's wall clock with validation and start-up, val PSNR,
+peak GPU memory. Last: `posevae test` (predict_test_split) of the five sequences with the batched lab
+checkpoint, timed on its second call (the first warms up). Writes OUT/gpu_check.txt.
 """
 
 from __future__ import annotations
@@ -24,21 +25,27 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src"), str(REPO), str(REPO / "benchmarks")]
+sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
-import generation  # noqa: E402
-import throughput  # noqa: E402
 import torch  # noqa: E402
 
+import posevae.training.loop as loop  # noqa: E402
 from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from posevae.training.loop import train  # noqa: E402
+from posevae.evaluation.predict import predict_test_split  # noqa: E402
+from posevae.run_folder import RunFolder  # noqa: E402
 from tests.synthetic import make_lab_dataset  # noqa: E402
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "lab": {"batch_size": 8, "lr": 1e-3},
+    "sharp": {"batch_size": 8, "lr": 2e-3, "person_weight": 1.0},
+}
 
 
 class Tee(io.TextIOBase):
-    def __init__(self, *streams) -> None:
+    def __init__(self, *streams: Any) -> None:
         self.streams = streams
 
     def write(self, s: str) -> int:
@@ -48,48 +55,106 @@ class Tee(io.TextIOBase):
         return len(s)
 
 
-def one_epoch(preset: str, data: Path, run: Path, batch: int) -> None:
+class EpochClock:
+    """Times the training batches and the validation of `train` (wrapping the loop's own functions)."""
+
+    def __init__(self) -> None:
+        self.train_s = self.val_s = 0.0
+        self.clips = 0
+
+    @contextlib.contextmanager
+    def installed(self):
+        real_epoch, real_finish = loop.train_epoch, loop.finish_epoch
+
+        def train_epoch(opt, loader, *args, **kwargs):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            totals = real_epoch(opt, loader, *args, **kwargs)
+            torch.cuda.synchronize()
+            self.train_s += time.perf_counter() - start
+            self.clips += (totals.trained + totals.skipped) * args[2].train.batch_size
+            return totals
+
+        def finish_epoch(*args, **kwargs):
+            start = time.perf_counter()
+            best = real_finish(*args, **kwargs)
+            self.val_s += time.perf_counter() - start
+            return best
+
+        loop.train_epoch, loop.finish_epoch = train_epoch, finish_epoch
+        try:
+            yield self
+        finally:
+            loop.train_epoch, loop.finish_epoch = real_epoch, real_finish
+
+
+def one_epoch(preset: str, step: str, tfr: float, precision: str, data: Path, run: Path,
+              partial: float) -> dict[str, Any]:
     cfg = RunConfig(
         model=ModelConfig(**MODEL_PRESETS[preset]),
-        data=DataConfig(DR=str(data), val_vi_len=630),
-        train=TrainConfig(save_root=str(run), batch_size=batch, num_epoch=1, kl_anneal_type="Monotonic",
-                          device="cuda", precision="bf16"),
+        data=DataConfig(DR=str(data), val_vi_len=630, partial=partial),
+        train=TrainConfig(save_root=str(run), num_epoch=1, kl_anneal_type="None", tfr=tfr, device="cuda",
+                          precision=precision, step=step, **RECIPES[preset]),
     )
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    summary = train(cfg, progress=False)
-    seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 2**20
-    frames = summary["last"]
-    print(f"train 1 epoch  {preset:5s} batch {batch:3d}: {seconds:7.1f} s for the epoch (incl. start-up and "
-          f"the 630-frame validation), peak GPU memory {peak:8.0f} MiB, val PSNR "
-          f"{float(frames.get('val_psnr', 'nan')):.2f} dB")
+    with EpochClock().installed() as clock:
+        loop.train(cfg, progress=False)
+    wall = time.perf_counter() - start
+    row = RunFolder(run).read_metrics()[-1]
+    return {"preset": preset, "step": step, "tf": "on" if tfr else "off", "precision": precision,
+            "clips": clock.clips, "train_s": clock.train_s, "frames_s": clock.clips * 15 / clock.train_s,
+            "val_s": clock.val_s, "wall_s": wall, "val_psnr": float(row["val_psnr"]),
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def print_row(r: dict[str, Any]) -> None:
+    print(f"| {r['preset']:5s} | {r['step']:10s} | {r['tf']:3s} | {r['precision']:4s} | {r['clips']:5d} | "
+          f"{r['train_s']:7.1f} | {r['frames_s']:8.0f} | {r['val_s']:5.1f} | {r['wall_s']:6.1f} | "
+          f"{r['val_psnr']:6.2f} | {r['peak_gib']:5.2f} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="gpu_check_out")
-    ap.add_argument("--train-frames", type=int, default=4000)
+    ap.add_argument("--train-frames", type=int, default=23410)
+    ap.add_argument("--sequential-share", type=float, default=0.1)
+    ap.add_argument("--presets", default="lab,sharp")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device visible to torch; run it on a GPU machine.", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "gpu_check.txt", "w") as log, contextlib.redirect_stdout(Tee(sys.stdout, log)):
-        print(f"# GPU check: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA "
-              f"{torch.version.cuda}")
-        throughput.main(["--device", "cuda"])
-        for preset in ("fast", "lab"):
-            for precision in ("fp32", "bf16"):
-                generation.main(["--device", "cuda", "--preset", preset, "--precision", precision,
-                                 "--repeats", "1"])
-        with tempfile.TemporaryDirectory() as tmp:
-            data = make_lab_dataset(Path(tmp) / "data", n_train=args.train_frames, n_val=630, n_test=1,
-                                    H=32, W=64)
-            for preset, batch in (("lab", 16), ("fast", 64)):
-                one_epoch(preset, data, Path(tmp) / f"run_{preset}", batch)
-        throughput.main(["--device", "cuda", "--compile-only"])
+    with open(out / "gpu_check.txt", "w") as log, contextlib.redirect_stdout(Tee(sys.stdout, log)), \
+            tempfile.TemporaryDirectory() as tmp:
+        print(f"# GPU check: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
+              f"CUDA {torch.version.cuda}")
+        start = time.perf_counter()
+        data = make_lab_dataset(Path(tmp) / "data", n_train=args.train_frames, n_val=630, n_test=5,
+                                test_len=630, H=32, W=64)
+        print(f"# synthetic dataset written in {time.perf_counter() - start:.0f} s")
+        print("| preset | step | TF | prec | clips | train s | train f/s | val s | epoch s | val PSNR | "
+              "peak GiB |")
+        print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        runs = 0
+        for preset in args.presets.split(","):
+            for step, tfr, precision in (("sequential", 1.0, "fp32"), ("batched", 1.0, "fp32"),
+                                         ("batched", 1.0, "bf16"), ("sequential", 0.0, "fp32"),
+                                         ("batched", 0.0, "fp32")):
+                share = args.sequential_share if step == "sequential" else 1.0
+                runs += 1
+                print_row(one_epoch(preset, step, tfr, precision, data, Path(tmp) / f"run{runs}", share))
+        run = Path(tmp) / "lab_batched"
+        one_epoch("lab", "batched", 1.0, "fp32", data, run, 1.0)
+        for attempt in ("warm-up", "timed"):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            summary = predict_test_split(run, data, Path(tmp) / f"test_{attempt}", device="cuda",
+                                         progress=False, write_frames=False)
+            torch.cuda.synchronize()
+            print(f"# posevae test, 5 x 630 frames ({attempt}): {time.perf_counter() - start:.2f} s, "
+                  f"{summary.get('sequences', '?')} sequences")
     return 0
 
 

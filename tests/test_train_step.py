@@ -63,7 +63,8 @@ def small_preset(preset: str, **overrides) -> ModelConfig:
 
 def gradients_of(model, frames, poses, noise, **kwargs):
     model.zero_grad(set_to_none=True)
-    stats = train_clip(model, frames, poses, beta=0.5, noise=noise, gdl_weight=0.5, person_weight=1.0, **kwargs)
+    stats = train_clip(model, frames, poses, beta=0.5, noise=noise, gdl_weight=0.5, person_weight=1.0,
+                       **kwargs)
     return stats, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
@@ -93,7 +94,8 @@ def test_batched_step_gives_the_sequential_loss_and_gradients(preset, prior, tea
         stats, grads = runs[name]
         assert stats.finite
         for term in ("loss_per_frame", "mse_per_frame", "kl_per_frame"):
-            assert getattr(stats, term) == pytest.approx(getattr(reference_stats, term), rel=1e-6), (name, term)
+            expected = getattr(reference_stats, term)
+            assert getattr(stats, term) == pytest.approx(expected, rel=1e-6), (name, term)
         assert grads.keys() == reference.keys()
         for key, grad in grads.items():
             scale = reference[key].abs().max().clamp_min(1e-12)
@@ -136,7 +138,8 @@ def test_the_cpu_chunk_follows_the_widest_activation():
     narrow, wide = PoseVAE(small_preset("tiny")), PoseVAE(small_preset("lab", F_dim=64))
     assert widest_activation_bytes(narrow) < widest_activation_bytes(wide)
     assert widest_activation_bytes(wide) % (16 * 32 * 4) == 0  # the lab model's widest layer: full resolution
-    assert batched_step_frames(narrow, torch.device("cpu")) > batched_step_frames(wide, torch.device("cpu")) >= 1
+    cpu = torch.device("cpu")
+    assert batched_step_frames(narrow, cpu) > batched_step_frames(wide, cpu) >= 1
     assert batched_step_frames(wide, torch.device("cuda")) is None
 
 
@@ -217,3 +220,36 @@ def test_an_extra_loss_term_counts_only_when_its_weight_is_set(option, weight):
     assert runs["zero"] == runs["plain"]
     assert runs["weighted"].mse_per_frame == pytest.approx(runs["plain"].mse_per_frame)
     assert runs["weighted"].loss_per_frame > runs["plain"].loss_per_frame + 1e-4
+
+
+@pytest.mark.parametrize("prior", ["fixed", "learned"])
+def test_validation_rolls_out_prior_and_posterior_as_one_batch_with_the_numbers_of_two(prior):
+    """The batch of 2 gives what the two rollouts of their own give: the prior's with noise from ``seed``, the
+    posterior's (val_mse, val_kl, its PSNR) with noise from ``seed + 1``."""
+    from posevae.data.lab import Video
+    from posevae.losses import step_kl
+    from posevae.metrics import psnr
+    from posevae.training.validation import evaluate_video
+
+    model = PoseVAE(tiny_model_config(prior=prior)).eval()
+    u8 = (torch.rand(9, 3, 16, 32) * 255).to(torch.uint8)
+    labels = ((torch.rand(9, 3, 16, 32) > 0.9) * 255).to(torch.uint8)
+    got = evaluate_video(model, Video(frames=u8, labels=labels, names=[str(k) for k in range(9)]),
+                         device=torch.device("cpu"), beta=0.5, noise_scale=0.5, seed=4)
+    frames, poses = (u8[None] / 255.0), (labels[None] / 255.0)
+    terms = []
+
+    def on_step(t, out):
+        terms.append((reconstruction_mse(out.frame, frames[:, t]), step_kl(out)))
+
+    with torch.no_grad():
+        prior_run = rollout(model, frames[:, 0], poses, generator=torch.Generator().manual_seed(4))
+        posterior_run = rollout(model, frames[:, 0], poses, truth=frames, use_posterior=True,
+                                generator=torch.Generator().manual_seed(5), on_step=on_step)
+    assert got["val_psnr"] == pytest.approx(psnr(prior_run[0, 1:], frames[0, 1:]).mean().item(), abs=1e-4)
+    assert got["per_frame"]["psnr"] == pytest.approx(psnr(prior_run[0, 1:], frames[0, 1:]).tolist(), abs=1e-4)
+    assert got["val_psnr_posterior"] == pytest.approx(psnr(posterior_run[0, 1:], frames[0, 1:]).mean().item(),
+                                                      abs=1e-4)
+    mse, kl = (sum(float(term[k]) for term in terms) / 8 for k in (0, 1))
+    assert got["val_mse"] == pytest.approx(mse, rel=1e-5) and got["val_kl"] == pytest.approx(kl, rel=1e-5)
+    assert got["val_loss"] == pytest.approx(mse + 0.5 * kl, rel=1e-5)

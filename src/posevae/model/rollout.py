@@ -44,7 +44,7 @@ def rollout(
     poses: torch.Tensor,
     *,
     truth: torch.Tensor | None = None,
-    use_posterior: bool = False,
+    use_posterior: bool | torch.Tensor = False,
     teacher_forcing: bool = False,
     noise_scale: float = DEFAULT_NOISE_SCALE,
     z_mode: str = "sample",
@@ -62,7 +62,11 @@ def rollout(
     scales the prior's noise (default :data:`~posevae.config.DEFAULT_NOISE_SCALE`, 0.5, as at test time); the
     posterior path does not use it. ``noise`` (B, T - 1, N_dim, h, w): the latent's N(0, I) draws of the
     T - 1 steps, given instead of drawn (the batched training step replays them; see posevae.training.step).
+    ``use_posterior`` may be a (B,) bool tensor: only those rows take z from the posterior (validation rolls
+    out the prior and the posterior as one batch of 2).
     """
+    rows = {"posterior_rows": use_posterior} if isinstance(use_posterior, torch.Tensor) else {}
+    use_posterior = bool(rows) or bool(use_posterior)
     if (use_posterior or teacher_forcing) and truth is None:
         raise ValueError("rollout: use_posterior and teacher_forcing need the true frames (truth=...)")
     if first_frame.shape[0] != poses.shape[0] or first_frame.shape[1:] != poses.shape[2:]:
@@ -80,6 +84,7 @@ def rollout(
                 z_mode=z_mode,
                 generator=generator,
                 noise=noise[:, t - 1] if noise is not None else None,
+                **rows,
             )
         if on_step is not None:
             on_step(t, out)

@@ -283,6 +283,7 @@ class PoseVAE(nn.Module):
         z_mode: str = "sample",
         generator: RandomSource = None,
         noise: torch.Tensor | None = None,
+        posterior_rows: torch.Tensor | None = None,
     ) -> StepOutput:
         """One step. prev_frame, next_pose, next_frame: (B, 3, H, W) floats in [0, 1].
 
@@ -295,7 +296,9 @@ class PoseVAE(nn.Module):
         the frame encoder learns through the posterior path, and every time step is a graph of its own (so
         a backward per step equals one backward per clip). ``generator``: one, or one per batch row.
         ``noise`` (B, N_dim, h, w): the latent's N(0, I) draw, given instead of drawn (then ``generator`` is
-        not used).
+        not used). ``posterior_rows`` (B,) bool, with ``next_frame``: only these rows take z from the
+        posterior, the others from the prior, each row with one draw of noise (validation rolls out both as
+        one batch); mu/logvar are returned for every row.
         """
         with torch.no_grad():  # detached, so no graph: the same values, less time and memory
             prev_feat = self.frame_encoder(prev_frame)  # (B, F, h, w)
@@ -304,11 +307,17 @@ class PoseVAE(nn.Module):
         if self.prior is not None:
             prior_mu, prior_logvar = self._gaussian(*self.prior(prev_feat, pose_feat))
         shape = (prev_frame.shape[0], *self.latent_shape)
+        if posterior_rows is not None and noise is None and z_mode != "mean":
+            noise = standard_normal(shape, pose_feat, generator)  # one draw a row, for either latent
+        z: torch.Tensor | None = None
         if next_frame is not None:
             mu, logvar = self._gaussian(*self.posterior(self.frame_encoder(next_frame), pose_feat))
             z = _latent(shape, mu, logvar, 1.0, z_mode, generator, pose_feat, noise)
-        else:  # the learned prior's N(mu_p, sigma_p^2), or N(0, I); its noise scaled by noise_scale
-            z = _latent(shape, prior_mu, prior_logvar, noise_scale, z_mode, generator, pose_feat, noise)
+        if z is None or posterior_rows is not None:
+            # the learned prior's N(mu_p, sigma_p^2), or N(0, I); its noise scaled by noise_scale
+            z_prior = _latent(shape, prior_mu, prior_logvar, noise_scale, z_mode, generator, pose_feat, noise)
+            z = z_prior if z is None or posterior_rows is None else torch.where(
+                posterior_rows.view(-1, 1, 1, 1), z, z_prior)
         fused = self.fusion(prev_feat, pose_feat, z.to(pose_feat.dtype))
         frame = self._generate(fused, prev_frame, next_pose)
         frame = torch.nan_to_num(frame, nan=NAN_PIXEL, posinf=1.0, neginf=0.0)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 from tqdm.auto import tqdm
 
 from posevae.config import SEED_STRIDE, RunConfig
@@ -40,6 +40,7 @@ from posevae.model.rollout import to_unit_float
 from posevae.run_folder import RunFolder, per_frame_csv
 from posevae.schedules import kl_beta, teacher_forcing_ratio
 from posevae.training import distributed
+from posevae.training.clips import DeviceBatches, VideoOnDevice
 from posevae.training.logs import EpochLog, print_epoch
 from posevae.training.setup import (
     RunStart,
@@ -84,17 +85,21 @@ def plan_epoch(cfg: RunConfig, epoch: int) -> EpochPlan:
     return EpochPlan(epoch, seed, tfr, beta, draw, draw.random() < tfr)
 
 
-def clip_loader(dataset: ClipDataset, cfg: RunConfig, plan: EpochPlan) -> DataLoader:
-    """The epoch's batches of clips, shuffled by the epoch's seed; under torchrun each rank its share."""
+def clip_loader(dataset: ClipDataset, cfg: RunConfig, plan: EpochPlan,
+                on_device: VideoOnDevice | None = None) -> DataLoader | DeviceBatches:
+    """The epoch's batches of clips (uint8), shuffled by the epoch's seed; under torchrun each rank its share.
+    With ``on_device`` (training on a GPU) they are gathered there, in the same order (training.clips)."""
     t, d = cfg.train, cfg.data
+    sampler: Sampler[int]
     if distributed.world_size() > 1:  # --batch_size is per process
-        sampler: DistributedSampler = DistributedSampler(dataset, shuffle=True, seed=plan.seed,
-                                                         drop_last=True)
+        sampler = DistributedSampler(dataset, shuffle=True, seed=plan.seed, drop_last=True)
         sampler.set_epoch(plan.epoch)
-        return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, drop_last=True,
-                          num_workers=d.num_workers)
-    return DataLoader(dataset, batch_size=t.batch_size, shuffle=True, drop_last=True,
-                      generator=torch.Generator().manual_seed(plan.seed), num_workers=d.num_workers)
+    else:  # what DataLoader(shuffle=True, generator=...) builds
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(plan.seed))
+    if on_device is not None:
+        return DeviceBatches(dataset, on_device, sampler, t.batch_size)
+    return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, drop_last=True,
+                      num_workers=d.num_workers)
 
 
 @dataclass
@@ -154,8 +159,8 @@ class BadStepGuard:
             "restart.")
 
 
-def train_epoch(opt: Optimisation, loader: DataLoader, plan: EpochPlan, cfg: RunConfig, device: torch.device,
-                guard: BadStepGuard, autocast: Callable[[], AbstractContextManager],
+def train_epoch(opt: Optimisation, loader: DataLoader | DeviceBatches, plan: EpochPlan, cfg: RunConfig,
+                device: torch.device, guard: BadStepGuard, autocast: Callable[[], AbstractContextManager],
                 progress: bool) -> EpochTotals:
     """One pass over the epoch's batches: each trains the model unless its loss or gradient is not finite."""
     t = cfg.train
@@ -245,12 +250,14 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
     precision = training_precision(device, t.precision)  # once: "auto" reads /proc/cpuinfo
     autocast = lambda: autocast_for(device, precision)  # noqa: E731
     guard, best_psnr, epoch = BadStepGuard(run, cfg), start.best_psnr, start.epoch
+    # on a GPU the decoded training video moves there once; batches are gathered on the device
+    on_device = VideoOnDevice.of(data.clips.video, device) if device.type == "cuda" else None
     with _epoch_log(run, cfg, start, main) as log, _flushing_denormals():
         try:
             for epoch in range(start.epoch, t.num_epoch):
                 started = time.perf_counter()
                 plan = plan_epoch(cfg, epoch)
-                loader = clip_loader(data.clips_of_epoch(epoch, cfg.data), cfg, plan)
+                loader = clip_loader(data.clips_of_epoch(epoch, cfg.data), cfg, plan, on_device)
                 totals = train_epoch(opt, loader, plan, cfg, device, guard, autocast, progress)
                 opt.scheduler.step()
                 if log is not None:  # rank 0 validates and saves; the others wait for it
