@@ -48,7 +48,7 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, capsys):
     assert again["test_psnr"] == summary["test_psnr"]
 
 
-def test_the_demo_says_why_a_cpu_without_amx_takes_longer(monkeypatch):
+def test_the_demo_says_why_a_cpu_without_bf16_instructions_takes_longer(monkeypatch):
     from posevae import device
     from posevae.jobs.demo import AVX2_NOTE, _precision_note, demo_config
 
@@ -56,5 +56,5 @@ def test_the_demo_says_why_a_cpu_without_amx_takes_longer(monkeypatch):
     monkeypatch.setattr(device, "fast_bf16_available", lambda _: True)
     assert _precision_note(train) == "bf16 autocast"
     monkeypatch.setattr(device, "fast_bf16_available", lambda _: False)
-    assert "no AMX" in _precision_note(train) and AVX2_NOTE in _precision_note(train)
+    assert "no bf16 instructions" in _precision_note(train) and AVX2_NOTE in _precision_note(train)
     assert _precision_note(dataclasses.replace(train, precision="fp32")) == "fp32"  # chosen by the user

@@ -1,4 +1,4 @@
-"""--precision auto: bf16 only where it is fast, and not when PyTorch is held below AMX (AVX2 emulation)."""
+"""--precision auto: bf16 only where it is fast (AMX or AVX-512 BF16), not when PyTorch is held below it."""
 
 from __future__ import annotations
 
@@ -9,20 +9,22 @@ import sys
 import pytest
 import torch
 
-from posevae.device import amx_allowed, autocast_for
+from posevae.device import autocast_for, bf16_kernels_allowed
 
 
 @pytest.mark.parametrize(("aten", "onednn", "allowed"), [
     ("AVX512", "", True),
     ("AVX512", "ALL", True),
     ("AVX512", "avx512_core_amx", True),
+    ("AVX512", "AVX512_CORE_BF16", True),  # AVX-512 BF16 (AMD Zen 4)
     ("AVX512", "AVX2", False),  # oneDNN held to AVX2: its bf16 convolutions are emulated, slow
     ("AVX512", "AVX512_CORE", False),
+    ("AVX512", "AVX512_CORE_VNNI", False),
     ("AVX2", "", False),  # ATen held to AVX2 (ATEN_CPU_CAPABILITY=avx2)
     ("DEFAULT", "", False),
 ])
-def test_amx_allowed(aten: str, onednn: str, allowed: bool) -> None:
-    assert amx_allowed(aten, onednn) is allowed
+def test_bf16_kernels_allowed(aten: str, onednn: str, allowed: bool) -> None:
+    assert bf16_kernels_allowed(aten, onednn) is allowed
 
 
 def test_fp32_is_no_autocast_and_auto_follows_the_emulation() -> None:

@@ -22,8 +22,8 @@ def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     p.add_argument("--data", default="data/demo", help="demo dataset folder, rendered if missing")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: the demo's budget, 6 epochs: 8-11 min on 2 cores "
-                        "with AMX, about 1.6x that without)")
+                   help="training epochs (default: the demo's budget, 6; in bf16 where the CPU has "
+                        "AMX or AVX-512 BF16, else fp32, about 1.6x slower)")
     p.add_argument("--prior", choices=["fixed", "learned"], default="fixed",
                    help="latent prior: N(0, I) as in the lab, or learned from the previous frame and pose")
     p.add_argument("--seed", type=int, default=None,

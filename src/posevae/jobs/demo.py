@@ -20,7 +20,7 @@ from posevae.model.checkpoint import load_checkpoint
 Prior = Literal["fixed", "learned"]
 
 # The demo's model and recipe, chosen on validation at equal wall-clock (docs/quality.md): the sharp preset
-# with the person loss. Its training budget: about 8 minutes on 2 CPU cores (bf16 where the CPU has AMX).
+# with the person loss. Its training budget: 6 epochs (bf16 where the CPU has AMX or AVX-512 BF16).
 DEMO_PRESET = "sharp"
 # beta = 1 throughout: the epochs at beta = 0 of a cyclical schedule cost the sharp preset 0.9 dB and let the
 # fast preset with the person loss diverge (docs/quality.md); the latent collapses on this data either way.
@@ -28,9 +28,9 @@ DEMO_TRAIN: dict[str, Any] = {"batch_size": 8, "lr": 2e-3, "num_epoch": 6, "kl_a
                               "tfr": 1.0, "tfr_sde": 2, "tfr_d_step": 0.25, "person_weight": 1.0,
                               "per_save": 100, "seed": 1}
 DEMO_DATA: dict[str, Any] = {"train_vi_len": 16, "partial": 0.5, "val_vi_len": 630}
-# What the demo costs where bf16 is slow (CPUs without AMX train in fp32), measured with PyTorch held to AVX2
-# (docs/quality.md, "The demo without AMX").
-AVX2_NOTE = "about 1.6x the time it takes with AMX: 15-21 min for the whole demo on 2 AVX2 cores"
+# What the demo costs where bf16 is slow (CPUs without AMX or AVX-512 BF16 train in fp32), measured with
+# PyTorch held to AVX2 (docs/quality.md, "The demo without AMX").
+AVX2_NOTE = "about 1.6x the time it takes in bf16"
 
 
 def demo_config(data: Path, run: Path, device: str, prior: Prior = "fixed", **overrides: Any) -> RunConfig:
@@ -70,14 +70,14 @@ def _val_person_psnr(run: Path, epoch: int) -> dict[str, float | None]:
 
 
 def _precision_note(train: TrainConfig) -> str:
-    """How the training steps will run here, and why a CPU without AMX takes longer."""
+    """How the training steps will run here, and why a CPU without bf16 instructions takes longer."""
     from posevae.device import resolve_device, training_precision
 
     device = resolve_device(train.device)
     if training_precision(device, train.precision) == "bf16":
         return "bf16 autocast"
     if device.type == "cpu" and train.precision == "auto":
-        return f"fp32: no AMX here for bf16, so training takes {AVX2_NOTE}"
+        return f"fp32: no bf16 instructions (AMX, AVX-512 BF16) here, so training takes {AVX2_NOTE}"
     return "fp32"
 
 
