@@ -40,3 +40,16 @@ def test_fp32_is_no_autocast_and_auto_follows_the_emulation() -> None:
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["AVX2", "False"]
+
+
+def test_auto_is_fp32_on_a_gpu_and_follows_the_instructions_on_a_cpu(monkeypatch) -> None:
+    """On a GPU bf16 autocast measured slower at these shapes (docs/performance.md): auto trains in fp32."""
+    import posevae.device as device
+
+    monkeypatch.setattr(device, "fast_bf16_available", lambda _: True)
+    assert device.training_precision(torch.device("cuda"), "auto") == "fp32"
+    assert device.training_precision(torch.device("cuda"), "bf16") == "bf16"  # chosen by the user
+    assert device.training_precision(torch.device("cpu"), "auto") == "bf16"
+    monkeypatch.setattr(device, "fast_bf16_available", lambda _: False)
+    assert device.training_precision(torch.device("cpu"), "auto") == "fp32"
+    assert device.training_precision(torch.device("cpu"), "bf16") == "bf16"

@@ -61,7 +61,8 @@ HELP = {
     "kl_norm": "normalise the KL by every latent element (default) or by the batch size (lab template)",
     "max_bad_steps": "stop after this many non-finite losses in a row",
     "device": "auto (CUDA when present), cpu, cuda, cuda:N",
-    "precision": "auto = bf16 autocast on CUDA and on CPUs with AMX or AVX-512 BF16, else fp32",
+    "precision": "auto = bf16 autocast on CPUs with AMX or AVX-512 BF16, fp32 (TF32 convolutions) on GPUs "
+                 "and elsewhere: what measured fastest",
     "noise_scale": "test-time latent noise: z ~ N(0, s^2 I), or N(mu_p, (s sigma_p)^2) with the learned "
                    "prior",
     "prior": "N(0, I) as in the lab (fixed), or p(z | previous frame, pose) learned as in SVG-LP",

@@ -8,14 +8,18 @@ gradient. Two ways to compute the same sums (``--step``):
 
 * ``sequential`` (the lab's order): one model step after the other, a backward after each, holding one
   step's activations at a time.
-* ``batched`` (the default): the T - 1 steps as one batch of B x (T - 1), one forward and one backward.
+* ``batched``: the T - 1 steps as one batch of B x (T - 1), one forward and one backward (on a CPU in
+  chunks of whole time steps that keep the activations in the caches, :func:`batched_step_frames`).
   Under teacher forcing every previous frame is a true frame; without it, the clip is first rolled out
   without gradient (forward only, as generation does) and the batched step runs on the rolled-out previous
   frames with the same latent noise. What differs from ``sequential``: BatchNorm's batch statistics (over
-  B x (T - 1) frames instead of B) and its running statistics (one update a clip instead of T - 1), and the
-  order in which the noise is drawn. tests/test_train_step.py checks that with BatchNorm's statistics held
-  fixed both give the same loss and gradients. Batched is T - 1 times fewer, larger kernels: on a GPU the
-  step stops waiting for Python and kernel launches (docs/performance.md).
+  the forward's frames instead of B) and its running statistics (one update a forward instead of one a
+  step), and the order in which the noise is drawn. tests/test_train_step.py checks that with BatchNorm's
+  statistics held fixed both give the same loss and gradients.
+* ``auto`` (the default): batched, except on a CPU without teacher forcing (:func:`step_for`).
+
+Batched is T - 1 times fewer, larger kernels: on a GPU the step stops waiting for Python and kernel
+launches; on a CPU it gains less, and loses where the extra rollout costs more (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -78,7 +82,8 @@ def step_loss(out: StepOutput, target: torch.Tensor, pose: torch.Tensor, *, beta
 def step_for(choice: TrainStep, device: torch.device, teacher_forcing: bool) -> StepKind:
     """The step ``--step`` runs: batched or sequential as chosen; "auto" batches, except on a CPU without
     teacher forcing, where the rollout the batched step needs first makes it slower than the sequential one
-    (measured: 0.83x on the demo's model; under teacher forcing 1.15x faster; docs/performance.md)."""
+    (measured on 2 cores, benchmarks/training_step.py: 0.81-0.87x without teacher forcing, 1.06-1.36x with
+    it; docs/performance.md)."""
     if choice != "auto":
         return choice
     return "sequential" if device.type == "cpu" and not teacher_forcing else "batched"
