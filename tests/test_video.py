@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from posevae.cli.data import add_data_from_video_command, parse_cut, parse_size
@@ -292,3 +295,95 @@ def test_cli_parses_sizes_cuts_and_help(capsys):
         parser.parse_args(["from-video", "--help"])
     assert info.value.code == 0 and "--test-len" in capsys.readouterr().out
     assert len(JOINT_NAMES) == 18
+
+
+def turning_person(n: int = 40, gap: int = 20) -> np.ndarray:
+    """A person seen from the right in frames 0..gap-1, nobody in frame ``gap``, seen from the left after
+    it: the two neighbours of the gap share no seen joint (issue 23's crash)."""
+    joints = np.full((n, len(JOINT_NAMES), 2), np.nan, np.float32)
+    t = np.arange(n, dtype=np.float32)[:, None]
+    for side, frames in (("right_", slice(0, gap)), ("left_", slice(gap + 1, n))):
+        for k, name in enumerate(JOINT_NAMES):
+            if name.startswith(side):
+                joints[frames, k, 0] = 200 + 2 * t[frames, 0] + 10 * (k % 3)
+                joints[frames, k, 1] = 80 + 25 * k
+    return joints
+
+
+def test_a_gap_that_cannot_be_filled_cuts_the_segment_and_every_box_stays_finite():
+    joints = turning_person()
+    filled, segments = track.person_segments(joints, max_gap=4)
+    assert segments == [(0, 20), (21, 40)]  # before: [(0, 40)] with frame 20 all NaN
+    assert np.isnan(filled[20]).all()
+    boxes = track.smooth_boxes(track.person_boxes(filled, 2.0), segments, smooth_frames=7.5)
+    placed = track.place_boxes(boxes, 2.0, 640, 360)
+    inside = np.r_[0:20, 21:40]
+    assert np.isfinite(placed[inside]).all()
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    assert track.crop(frame, placed[0], 32, 64).shape == (32, 64, 3)
+
+
+def test_smoothing_neither_spreads_nor_counts_a_nan():
+    values = np.arange(30, dtype=np.float64)[:, None] * np.ones((1, 3))
+    values[12] = np.nan
+    smooth = track._gaussian_smooth(values, 3.0)
+    assert np.isfinite(np.delete(smooth, 12, axis=0)).all()
+    np.testing.assert_allclose(smooth[12], 12.0, atol=1e-9)  # a straight line: the finite neighbours' mean
+    assert np.isnan(track._gaussian_smooth(np.full((5, 2), np.nan), 1.0)).all()
+
+
+@pytest.mark.parametrize("command", ["from-video", "transfer"])
+def test_both_commands_run_through_the_turning_person(tmp_path, monkeypatch, command):
+    """`data from-video` and `transfer --poses VIDEO` (its pose extraction) on the crash case: no exception,
+    finite crops, and the gap frame is cut out (from-video) or holds the last pose (transfer)."""
+    import posevae.data.video.pipeline as pipeline
+    from posevae.data.video.drive import poses_from_video
+
+    n = 40
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k in range(n):
+        Image.fromarray(np.full((360, 640, 3), 60 + k, np.uint8)).save(frames / f"{k}.png")
+    landmarks = landmarks_from_joints(turning_person(n))
+
+    def estimate(stream, static, total, progress):  # MediaPipe's place: what it reports for the person
+        assert sum(1 for _ in stream) == n  # the frames pass through (they are cached as they go)
+        return list(landmarks.xy), list(landmarks.visibility)
+
+    monkeypatch.setattr(pipeline, "_estimate", estimate)
+    if command == "from-video":
+        options = VideoOptions(val_len=6, test_len=6, n_test=1, clip_len=4, use_cache=False, max_gap=0.2)
+        summary = from_video(frames, tmp_path / "out", options, progress=False)
+        assert summary["segments"] == [[0, 20], [21, 40]] and summary["frames_with_person"] == 39
+        written = sorted((tmp_path / "out").rglob("*.png"))
+        assert written and all(np.asarray(Image.open(p)).shape == (32, 64, 3) for p in written)
+    else:
+        driven = poses_from_video(frames, frames / "0.png", 32, 64, normalise=False,
+                                  cache_dir=tmp_path / "cache", progress=False)
+        assert driven.labels.shape == (n, 32, 64, 3) and driven.source.shape == (n, 32, 64, 3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), n=st.integers(1, 40), max_gap=st.integers(0, 6), smooth=st.floats(0.0, 8.0))
+def test_tracking_never_gives_a_nan_box_inside_a_segment(data, n, max_gap, smooth):
+    """Fuzzed visibility (whole frames missing, single joints, a single frame): every frame of a segment
+    gets a finite box that crops, and the transfer path (poses held outside the segments) gets one for every
+    frame; nothing raises."""
+    from posevae.data.video.drive import _hold_outside
+    from posevae.data.video.pipeline import PersonTrack
+
+    seen = data.draw(hnp.arrays(np.bool_, (n, len(JOINT_NAMES)), elements=st.booleans()))
+    xy = data.draw(hnp.arrays(np.float32, (n, len(JOINT_NAMES), 2), elements=st.floats(0, 600, width=32)))
+    joints = np.where(seen[..., None], xy, np.nan).astype(np.float32)
+    filled, segments = track.person_segments(joints, max_gap)
+    boxes = track.place_boxes(track.smooth_boxes(track.person_boxes(filled, 2.0), segments, smooth), 2.0,
+                              640, 360)
+    frame = np.zeros((360, 640, 3), np.uint8)
+    for a, b in segments:
+        assert 0 <= a < b <= n and np.isfinite(boxes[a:b]).all()
+        assert track.crop(frame, boxes[a], 16, 32).shape == (16, 32, 3)
+    if segments:
+        held = _hold_outside(PersonTrack(filled, track.has_person(joints), segments))
+        whole = track.place_boxes(track.smooth_boxes(track.person_boxes(held, 2.0), [(0, n)], smooth), 2.0,
+                                  640, 360)
+        assert np.isfinite(whole).all()

@@ -150,9 +150,8 @@ class PersonTrack:
 
 def person_track(landmarks: Landmarks, fps: float, max_gap_s: float, min_visibility: float) -> PersonTrack:
     joints = map_landmarks(landmarks, min_visibility)
-    found = track.has_person(joints)
-    segments = track.segments_of(found, max(0, round(max_gap_s * fps)))
-    return PersonTrack(track.fill_gaps(joints, found, segments), found, segments)
+    filled, segments = track.person_segments(joints, max(0, round(max_gap_s * fps)))
+    return PersonTrack(filled, track.has_person(joints), segments)
 
 
 def crop_boxes(

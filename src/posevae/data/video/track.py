@@ -6,7 +6,9 @@ centres at +0.5, NaN where a joint is not seen; a box is (x0, y0, width, height)
 - A frame *has a person* when at least :data:`MIN_JOINTS` joints are seen. A run of frames without one that
   is at most ``max_gap`` frames long, with a person on both sides, is filled by linear interpolation
   between the two neighbouring frames (a joint seen on only one side stays out). Longer runs cut the video
-  into *segments*: stretches of frames the splits are made from, so no training clip spans a cut.
+  into *segments*: stretches of frames the splits are made from, so no training clip spans a cut. A gap
+  whose neighbours share too few seen joints to fill it (the person turned around) is a cut as well
+  (:func:`person_segments`).
 - The box holds every seen joint, extended above the head (the head joint sits at ear level) and below
   the ankles, widened or heightened to the output's aspect ratio and enlarged by ``margin``. Its centre and
   size are smoothed over time within each segment (a Gaussian of ``smooth_frames`` standard deviation, no
@@ -62,6 +64,15 @@ def fill_gaps(joints: np.ndarray, found: np.ndarray, segments: list[tuple[int, i
     return out
 
 
+def person_segments(joints: np.ndarray, max_gap: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Joints (N, J, 2) with their short gaps filled, and the segments: stretches in which every frame has a
+    person, seen or filled. A frame of a short gap that filling leaves without a person (its neighbours
+    share fewer than MIN_JOINTS seen joints) cuts its segment there, as a long gap does."""
+    found = has_person(joints)
+    filled = fill_gaps(joints, found, segments_of(found, max_gap))
+    return filled, segments_of(has_person(filled), 0)
+
+
 def _extents(joints: np.ndarray) -> np.ndarray:
     """(N, 4) x0, y0, x1, y1 of the seen joints, with room above the head and below the ankles."""
     with warnings.catch_warnings():
@@ -85,14 +96,22 @@ def person_boxes(joints: np.ndarray, aspect: float, margin: float = MARGIN) -> n
 
 
 def _gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian filter along axis 0 with edge padding (no lag: the kernel is centred)."""
-    if sigma <= 0 or len(values) < 2:
+    """Gaussian filter along axis 0 with edge padding (no lag: the kernel is centred), over the finite values
+    only: a NaN neither spreads nor counts (the weights of the finite neighbours are renormalised), and a
+    value with no finite neighbour within 3 sigma stays NaN."""
+    if sigma < 0.01 or len(values) < 2:  # below a hundredth of a frame the neighbours' weights underflow to 0
         return values.copy()
     radius = math.ceil(3 * sigma)
     k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    k /= k.sum()
     padded = np.pad(values, [(radius, radius)] + [(0, 0)] * (values.ndim - 1), mode="edge")
-    return np.stack([np.convolve(padded[:, c], k, mode="valid") for c in range(values.shape[1])], axis=1)
+    seen = np.isfinite(padded)
+    out = np.empty(values.shape, np.float64)
+    for c in range(values.shape[1]):
+        weight = np.convolve(seen[:, c].astype(np.float64), k, mode="valid")
+        total = np.convolve(np.where(seen[:, c], padded[:, c], 0.0), k, mode="valid")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, c] = np.where(weight > 0, total / weight, np.nan)
+    return out.astype(values.dtype)
 
 
 def smooth_boxes(boxes: np.ndarray, segments: list[tuple[int, int]], smooth_frames: float) -> np.ndarray:
