@@ -2,18 +2,17 @@
 
 On a CPU a DataLoader slices each batch out of the decoded video in host memory. On a GPU the whole decoded
 video (uint8 frames and pose images, about 290 MB for the course's 23,410 frames at 32x64) is copied to the
-device once, and every batch is gathered there by index: no copy from the host per step. Both walk the clips
-in the order of the same sampler (the epoch's seeded RandomSampler, or torchrun's DistributedSampler), so a
-run sees the same batches either way.
+device once, and every batch is gathered there by index: no copy from the host per step. The clip indices of
+the batches come from a DataLoader over the indices with the sampling of the one over the clips (the epoch's
+seeded shuffle, or torchrun's DistributedSampler), so a run sees the same batches either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import BatchSampler, Sampler
 
 from posevae.data.lab import ClipDataset, Video
 
@@ -31,21 +30,22 @@ class VideoOnDevice:
 
 
 class DeviceBatches:
-    """Batches (B, T, 3, H, W) uint8 of a ClipDataset's clips, gathered from a VideoOnDevice in the order of
-    ``sampler``; the last incomplete batch is dropped, as the DataLoader does."""
+    """Batches (B, T, 3, H, W) uint8 of a ClipDataset's clips, gathered from a VideoOnDevice; ``order`` yields
+    each batch's clip indices (B,), e.g. a DataLoader over ``range(len(dataset))``."""
 
-    def __init__(self, dataset: ClipDataset, video: VideoOnDevice, sampler: Sampler[int], batch_size: int):
-        self.dataset, self.video, self.sampler, self.batch_size = dataset, video, sampler, batch_size
+    def __init__(self, dataset: ClipDataset, video: VideoOnDevice, order: Iterable[torch.Tensor]) -> None:
+        self.dataset, self.video, self.order = dataset, video, order
 
     def __len__(self) -> int:
-        return len(BatchSampler(self.sampler, self.batch_size, drop_last=True))
+        return len(self.order) if isinstance(self.order, Sized) else 0
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         device = self.video.frames.device
-        # the epoch's clip order, sent to the device once: (batches, B) clip indices
-        order = torch.tensor(list(BatchSampler(self.sampler, self.batch_size, drop_last=True)),
-                             dtype=torch.long).reshape(-1, self.batch_size).to(device)
+        batches = list(self.order)
+        if not batches:
+            return
+        clips = torch.stack(batches).to(device)  # (batches, B): the epoch's clip order, to the device once
         offsets = torch.arange(self.dataset.clip_len, device=device)
-        for clips in order:
-            frame_index = clips[:, None] * self.dataset.stride + offsets  # (B, T)
+        for batch in clips:
+            frame_index = batch[:, None] * self.dataset.stride + offsets  # (B, T)
             yield self.video.frames[frame_index], self.video.labels[frame_index]

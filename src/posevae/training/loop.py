@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from posevae.config import SEED_STRIDE, RunConfig
@@ -88,18 +88,23 @@ def plan_epoch(cfg: RunConfig, epoch: int) -> EpochPlan:
 def clip_loader(dataset: ClipDataset, cfg: RunConfig, plan: EpochPlan,
                 on_device: VideoOnDevice | None = None) -> DataLoader | DeviceBatches:
     """The epoch's batches of clips (uint8), shuffled by the epoch's seed; under torchrun each rank its share.
-    With ``on_device`` (training on a GPU) they are gathered there, in the same order (training.clips)."""
+    With ``on_device`` (training on a GPU) they are gathered there: the same batches, whose clip indices a
+    DataLoader over the indices draws exactly as the one over the clips would (training.clips)."""
     t, d = cfg.train, cfg.data
-    sampler: Sampler[int]
+    order: dict[str, Any]
     if distributed.world_size() > 1:  # --batch_size is per process
-        sampler = DistributedSampler(dataset, shuffle=True, seed=plan.seed, drop_last=True)
+        sampler: DistributedSampler = DistributedSampler(dataset, shuffle=True, seed=plan.seed,
+                                                         drop_last=True)
         sampler.set_epoch(plan.epoch)
-    else:  # what DataLoader(shuffle=True, generator=...) builds
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(plan.seed))
+        order = {"sampler": sampler}
+    else:
+        order = {"shuffle": True, "generator": torch.Generator().manual_seed(plan.seed)}
     if on_device is not None:
-        return DeviceBatches(dataset, on_device, sampler, t.batch_size)
-    return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, drop_last=True,
-                      num_workers=d.num_workers)
+        # a range is a map-style dataset (__getitem__, __len__), though not typed as one
+        clip_indices: Any = range(len(dataset))
+        indices: DataLoader = DataLoader(clip_indices, batch_size=t.batch_size, drop_last=True, **order)
+        return DeviceBatches(dataset, on_device, indices)
+    return DataLoader(dataset, batch_size=t.batch_size, drop_last=True, num_workers=d.num_workers, **order)
 
 
 @dataclass
