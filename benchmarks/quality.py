@@ -12,8 +12,8 @@ The budget (``--minutes``) is turned into a number of epochs per run, so every r
 (cosine learning rate, KL cycles, teacher-forcing decay) instead of being cut off mid-schedule:
 
 1. a short timing ("probe") of the run's own model on the real data: one warm-up batch, then
-   ``--probe_batches`` timed training batches (forward, per-step backward, clipping, Adam step, as
-   ``posevae.training.loop``), and a validation (two rollouts, as every epoch) of the first 32 validation
+   ``--probe_batches`` timed training batches (forward and backward with the step ``--step`` runs under
+   teacher forcing, clipping, Adam step, as ``posevae.training.loop``), and a validation (two rollouts, as every epoch) of the first 32 validation
    frames, scaled to ``--val_vi_len``;
 2. epochs = round(minutes * 60 / (batches per epoch * seconds per batch + validation seconds)), at least 1:
    the epoch count whose estimated time is nearest the budget (a run may end up to half an epoch over or
@@ -72,7 +72,7 @@ from posevae.model.vae import PoseVAE, count_parameters
 from posevae.run_folder import RunFolder
 from posevae.training.loop import TrainingDiverged
 from posevae.training.setup import build_optimizer
-from posevae.training.step import train_clip
+from posevae.training.step import batched_step_frames, step_for, train_clip
 from posevae.training.validation import evaluate_video
 
 # The main rows of docs/quality.md: the lab model and the fast preset with the lab's loss and KL schedule (the
@@ -145,7 +145,8 @@ def _time_batches(model: PoseVAE, cfg: RunConfig, clips: ClipDataset, device: to
         optimizer.zero_grad(set_to_none=True)
         train_clip(model, frames, poses, beta=0.5, teacher_forcing=True, kl_norm=t.kl_norm,
                    autocast=lambda: autocast_for(device, precision), gdl_weight=t.gdl_weight,
-                   person_weight=t.person_weight)
+                   person_weight=t.person_weight, step=step_for(t.step, device, True),
+                   frames_per_forward=batched_step_frames(model, device))
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         if device.type == "cuda":

@@ -8,7 +8,8 @@ two torch processes sharing a small CPU slow each other down far more than 2x.
 
 Columns:
   train f/s   predicted training frames per second: B clips of T=16 frames (B*(T-1) predictions per step),
-              forward + backward + gradient clipping + Adam step, timed after warm-up.
+              forward + backward + gradient clipping + Adam step, timed after warm-up; the sequential step
+              (benchmarks/training_step.py compares it with the batched one).
   gen f/s     generated frames per second: one rollout with z from the prior (batch 1), timed after warm-up;
               630 frames (120 with --quick, and 120 for the lab preset on CPU unless --lab-gen-frames).
   peak mem    CUDA: torch.cuda.max_memory_allocated over the configuration. CPU: the process's peak RSS
@@ -216,7 +217,7 @@ def count_flops(model, device, autocast) -> tuple[float, float]:
     frames = torch.rand(1, 2, 3, H, W, device=device)
     poses = torch.rand(1, 2, 3, H, W, device=device)
     with FlopCounterMode(display=False) as counter:
-        train_clip(model, frames, poses, beta=1.0, teacher_forcing=True, autocast=autocast)
+        train_clip(model, frames, poses, beta=1.0, teacher_forcing=True, autocast=autocast, step="sequential")
     train_flops = counter.get_total_flops()
     model.zero_grad(set_to_none=True)
     with FlopCounterMode(display=False) as counter:
@@ -248,7 +249,8 @@ def run_config(name, model, *, device, batch, iters, warmup, gen_frames, data, a
     def step(k: int) -> None:
         f, p = batch_at(k)
         optimizer.zero_grad(set_to_none=True)
-        train_clip(step_model, f, p, beta=1.0, teacher_forcing=True, autocast=autocast)
+        # the sequential step, as these rows always measured (benchmarks/training_step.py compares the two)
+        train_clip(step_model, f, p, beta=1.0, teacher_forcing=True, autocast=autocast, step="sequential")
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
