@@ -13,8 +13,8 @@ The budget (``--minutes``) is turned into a number of epochs per run, so every r
 
 1. a short timing ("probe") of the run's own model on the real data: one warm-up batch, then
    ``--probe_batches`` timed training batches (forward and backward with the step ``--step`` runs under
-   teacher forcing, clipping, Adam step, as ``posevae.training.loop``), and a validation (two rollouts, as every epoch) of the first 32 validation
-   frames, scaled to ``--val_vi_len``;
+   teacher forcing, clipping, Adam step, as ``posevae.training.loop``), and a validation (two rollouts, as
+   every epoch) of the first 32 validation frames, scaled to ``--val_vi_len``;
 2. epochs = round(minutes * 60 / (batches per epoch * seconds per batch + validation seconds)), at least 1:
    the epoch count whose estimated time is nearest the budget (a run may end up to half an epoch over or
    under it; the table reports the minutes each really trained);
