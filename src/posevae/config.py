@@ -14,9 +14,10 @@ from posevae.errors import UserError
 from posevae.schedules import fitted_kl_cycles, trains_kl
 
 KLAnnealType = Literal["Cyclical", "Monotonic", "None", "FuCyclical"]
-# How a training step runs the T - 1 model steps of a clip: as one batch, or one after the other (the lab's
-# order); the same loss and gradients up to BatchNorm's statistics; "auto" picks the faster of the two for the
-# device and the teacher-forcing draw (posevae.training.step.step_for)
+# How a training step runs the T - 1 model steps of a clip: one after the other (the lab's order, the default:
+# it validated better, docs/quality.md), or as one batch; the same loss and gradients up to BatchNorm's
+# statistics; "auto" picks the faster of the two for the device and the teacher-forcing draw
+# (posevae.training.step.step_for)
 TrainStep = Literal["auto", "batched", "sequential"]
 KL_ANNEAL_TYPES = ("Cyclical", "Monotonic", "None", "FuCyclical")
 CYCLICAL_TYPES = ("Cyclical", "FuCyclical")  # schedules that restart at beta = 0 every cycle
@@ -169,7 +170,7 @@ class TrainConfig:
     tfr_sde: int = 10
     tfr_d_step: float = 0.1
     tf_per: Literal["epoch", "batch"] = "epoch"  # draw teacher forcing once per epoch (lab) or per batch
-    step: TrainStep = "auto"  # a clip's model steps as one batch, or one after the other (the lab's)
+    step: TrainStep = "sequential"  # a clip's model steps one after the other (the lab's), or as one batch
     # KL annealing
     kl_anneal_type: KLAnnealType = "Cyclical"
     kl_anneal_cycle: int = 10

@@ -16,10 +16,12 @@ gradient. Two ways to compute the same sums (``--step``):
   the forward's frames instead of B) and its running statistics (one update a forward instead of one a
   step), and the order in which the noise is drawn. tests/test_train_step.py checks that with BatchNorm's
   statistics held fixed both give the same loss and gradients.
-* ``auto`` (the default): batched, except on a CPU without teacher forcing (:func:`step_for`).
+* ``auto``: batched, except on a CPU without teacher forcing (:func:`step_for`).
 
-Batched is T - 1 times fewer, larger kernels: on a GPU the step stops waiting for Python and kernel
-launches; on a CPU it gains less, and loses where the extra rollout costs more (docs/performance.md).
+``sequential`` is the default: batched validated lower (0.06-0.24 dB at the demo's recipe over two seeds, 2.7
+dB after 3 epochs of the lab's; docs/quality.md). Batched is T - 1 times fewer, larger kernels: on a GPU the
+step stops waiting for Python and kernel launches; on a CPU it gains less, and loses where the extra rollout
+costs more (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def train_clip(
     *,
     beta: float,
     teacher_forcing: bool,
-    step: StepKind = "batched",
+    step: StepKind = "sequential",
     kl_norm: KLNorm = "elements",
     autocast: Callable[[], AbstractContextManager] | None = None,
     gdl_weight: float = 0.0,
@@ -295,7 +297,7 @@ def train_batch(
     gdl_weight: float,
     device: torch.device,
     person_weight: float = 0.0,
-    step: TrainStep = "auto",
+    step: TrainStep = "sequential",
     autocast: Callable[[], AbstractContextManager] | None = None,
 ) -> ClipStats | None:
     """Train on one batch of clips (B, T, 3, H, W) in [0, 1]: forward, backward, clip the gradients, step.
