@@ -15,9 +15,8 @@ from posevae.schedules import fitted_kl_cycles, trains_kl
 
 KLAnnealType = Literal["Cyclical", "Monotonic", "None", "FuCyclical"]
 # How a training step runs the T - 1 model steps of a clip: one after the other (the lab's order, the default:
-# it validated better, docs/quality.md), or as one batch; the same loss and gradients up to BatchNorm's
-# statistics; "auto" picks the faster of the two for the device and the teacher-forcing draw
-# (posevae.training.step.step_for)
+# docs/quality.md), or as one batch with the same loss and gradients (BatchNorm per time step); "auto" picks
+# the faster of the two for the device and the teacher-forcing draw (posevae.training.step.step_for)
 TrainStep = Literal["auto", "batched", "sequential"]
 KL_ANNEAL_TYPES = ("Cyclical", "Monotonic", "None", "FuCyclical")
 CYCLICAL_TYPES = ("Cyclical", "FuCyclical")  # schedules that restart at beta = 0 every cycle

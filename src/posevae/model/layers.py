@@ -74,3 +74,24 @@ def downsample2x(ch: int) -> nn.Module:
 def upsample2x(ch: int) -> nn.Module:
     """Double the resolution: nearest-neighbour upsampling then a 3x3 convolution (fast presets only)."""
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1))
+
+
+class StepBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d that, in training, can take a batch of several time steps and normalise each step apart.
+
+    The batched training step (posevae.training.step) stacks the k model steps of B clips into one batch of
+    B x k rows (row b * k + s: clip b, step s). With ``steps`` = k, each step's B rows are normalised by their
+    own statistics and the running statistics are updated once per step, in order: what the step-by-step
+    (sequential) training computes, so the two steps train the same model. ``steps`` 1 (the default, and
+    always in eval mode) is plain BatchNorm2d; same parameters and buffers.
+    """
+
+    steps: int = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.steps == 1:
+            return super().forward(x)
+        rows = x.unflatten(0, (-1, self.steps))  # (B, k, C, H, W)
+        normalise = super().forward  # one step's B rows, updating the running statistics as that step would
+        steps = [normalise(rows[:, s].contiguous()) for s in range(self.steps)]  # contiguous: bit for bit
+        return torch.stack(steps, dim=1).flatten(0, 1)

@@ -30,8 +30,9 @@ Parameter names: the template's ``DepthConvBlock`` wraps ``DepthConv`` (``conv1.
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
+
+from posevae.model.layers import StepBatchNorm2d
 
 TEMPLATE_SLOPE = 1.0  # nn.LeakyReLU(True): the first positional argument is negative_slope, True == 1.0
 TEMPLATE_NOISE_SCALE = 1.0  # the template's test code draws z ~ N(0, I)
@@ -55,8 +56,9 @@ TEMPLATE_BLOCK_NAMES = {
 GENERATOR_HEAD = 6  # the template's Generator is one Sequential: 3 x (DCB, Res), then DCB (6), Conv1x1 (7)
 
 
-class TemplateBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm as the template uses it: batch statistics in training; each sample's own in eval mode.
+class TemplateBatchNorm2d(StepBatchNorm2d):
+    """BatchNorm as the template uses it: batch statistics in training (per time step in the batched step, as
+    :class:`~posevae.model.layers.StepBatchNorm2d`); each sample's own in eval mode.
 
     The template never leaves training mode and generates one sequence at a time, so at test time its
     BatchNorm sees a batch of one pose image and normalises it by that image's per-channel mean and

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from posevae.config import DEFAULT_NOISE_SCALE, ModelConfig
-from posevae.model.layers import DepthConvBlock, ResidualBlock, downsample2x, upsample2x
+from posevae.model.layers import DepthConvBlock, ResidualBlock, StepBatchNorm2d, downsample2x, upsample2x
 from posevae.model.template import TEMPLATE_SLOPE, TemplateBatchNorm2d
 from posevae.model.unet_parts import SkipGenerator, SkipPyramid, WarpBlendHead
 
@@ -145,7 +145,7 @@ class PoseEncoder(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(3, half, 7),
-            TemplateBatchNorm2d(half) if template else nn.BatchNorm2d(half),
+            TemplateBatchNorm2d(half) if template else StepBatchNorm2d(half),
             nn.LeakyReLU(TEMPLATE_SLOPE if template else 0.2),
         ]
         layers += [downsample2x(half) for _ in range(_n_halvings(downsample))]

@@ -12,16 +12,16 @@ gradient. Two ways to compute the same sums (``--step``):
   chunks of whole time steps that keep the activations in the caches, :func:`batched_step_frames`).
   Under teacher forcing every previous frame is a true frame; without it, the clip is first rolled out
   without gradient (forward only, as generation does) and the batched step runs on the rolled-out previous
-  frames with the same latent noise. What differs from ``sequential``: BatchNorm's batch statistics (over
-  the forward's frames instead of B) and its running statistics (one update a forward instead of one a
-  step), and the order in which the noise is drawn. tests/test_train_step.py checks that with BatchNorm's
-  statistics held fixed both give the same loss and gradients.
+  frames with the same latent noise. BatchNorm normalises each time step's B frames apart and updates its
+  running statistics once per step, in order (:func:`per_step_statistics`), so what differs from
+  ``sequential`` is only the order in which the noise is drawn: tests/test_train_step.py checks the same
+  loss, gradients and running statistics, in eval and in training mode.
 * ``auto``: batched, except on a CPU without teacher forcing (:func:`step_for`).
 
-``sequential`` is the default: batched validated lower (0.06-0.24 dB at the demo's recipe over two seeds, 2.7
-dB after 3 epochs of the lab's; docs/quality.md). Batched is T - 1 times fewer, larger kernels: on a GPU the
-step stops waiting for Python and kernel launches; on a CPU it gains less, and loses where the extra rollout
-costs more (docs/performance.md).
+``sequential`` is the default: before BatchNorm was made per step, batched validated lower (docs/quality.md);
+the per-step BatchNorm has not been validated on the demo yet. Batched is T - 1 times fewer, larger kernels:
+on a GPU the step stops waiting for Python and kernel launches; on a CPU it gains less, and loses where the
+extra rollout costs more (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from posevae.config import TrainStep
 from posevae.losses import KLNorm, gradient_difference_loss, person_region_mse, reconstruction_mse, step_kl
+from posevae.model.layers import StepBatchNorm2d
 from posevae.model.rollout import evaluating, rollout
 from posevae.model.vae import PoseVAE, StepOutput, standard_normal
 from posevae.training import distributed
@@ -178,18 +179,19 @@ def _batched_clip(model: nn.Module, frames: torch.Tensor, poses: torch.Tensor, *
     sums = frames.new_zeros(3)
     targets, next_poses = frames[:, 1:], poses[:, 1:]
     for chunk in chunks:
-        sums += _forward_backward(forward, previous[:, chunk], next_poses[:, chunk], targets[:, chunk],
+        sums += _forward_backward(forward, core, previous[:, chunk], next_poses[:, chunk], targets[:, chunk],
                                   noise[:, chunk], terms, autocast)
     return sums
 
 
-def _forward_backward(model: Callable[..., StepOutput], previous: torch.Tensor, poses: torch.Tensor,
+def _forward_backward(model: Callable[..., StepOutput], core: PoseVAE, previous: torch.Tensor,
+                      poses: torch.Tensor,
                       targets: torch.Tensor, noise: torch.Tensor, terms: StepTerms,
                       autocast: Callable[[], AbstractContextManager] | None) -> torch.Tensor:
     """k model steps (B, k, ...) as one batch of B x k: forward, the (loss, MSE, KL) of each step summed,
     backward; returns the sums, detached (3,)."""
     batch, steps = previous.shape[:2]
-    with autocast() if autocast is not None else nullcontext():
+    with per_step_statistics(core, steps), autocast() if autocast is not None else nullcontext():
         out = model(previous.flatten(0, 1), poses.flatten(0, 1), targets.flatten(0, 1),
                     noise=noise.flatten(0, 1))  # (B x k, ...)
     per_step = StepOutput._make(None if x is None else x.unflatten(0, (batch, steps)) for x in out)
@@ -321,6 +323,20 @@ def train_batch(
         return None
     opt.optimizer.step()
     return stats
+
+
+@contextmanager
+def per_step_statistics(model: nn.Module, steps: int) -> Iterator[None]:
+    """For the duration, ``model``'s BatchNorm layers (StepBatchNorm2d) take batches of ``steps`` time steps
+    per clip (rows clip-major) and normalise each step apart, as the sequential step does."""
+    layers = [m for m in model.modules() if isinstance(m, StepBatchNorm2d)]
+    for layer in layers:
+        layer.steps = steps
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.steps = 1
 
 
 @contextmanager
