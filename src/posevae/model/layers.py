@@ -1,6 +1,6 @@
 """Building blocks of the lab's network: a residual block and a depthwise-conv block.
 
-Both follow the course lab's layer descriptions (shared/reference/LAB4.md). Every activation here is a
+Both follow the course lab's layer descriptions (listed in each class's docstring). Every activation here is a
 real LeakyReLU with the slope the lab intended; the lab's ``nn.LeakyReLU(True)`` (slope 1.0, an identity)
 is not copied.
 """

@@ -2,9 +2,9 @@
 
 The course hands out a template (``modules/layers.py``, ``modules/modules.py``, ``Trainer.py``, ``Tester.py``)
 whose ``VAE_Model`` holds five parts named ``frame_transformation`` (RGB_Encoder), ``label_transformation``
-(Label_Encoder), ``Gaussian_Predictor``, ``Decoder_Fusion`` and ``Generator`` (shared/reference/LAB4.md,
-"Architecture"). Read from public student copies of the template (reference only, no code copied):
-shflte/NYCU_DLP_2024_summer ``lab4/modules/layers.py``, ``lab4/modules/modules.py``, ``lab4/Tester.py``,
+(Label_Encoder), ``Gaussian_Predictor``, ``Decoder_Fusion`` and ``Generator``. Read from public student
+copies of the template (reference only, no code copied): shflte/NYCU_DLP_2024_summer
+``lab4/modules/layers.py``, ``lab4/modules/modules.py``, ``lab4/Tester.py``,
 and several other copies of the same files found by code search (identical layer lists).
 
 What the template does that the ``posevae`` variant does not (:class:`posevae.model.vae.PoseVAE` switches on

@@ -7,14 +7,15 @@
     fusion         [F, L, z]        -> (B, D_out_dim, h, w)
     generator      fused features   -> (B, 3, H, W) frame in [0, 1]
 
-With ``downsample == 1`` (h, w) = (H, W) and every part is the course lab's (shared/reference/LAB4.md).
+With ``downsample == 1`` (h, w) = (H, W) and every part is the course lab's (each class's
+docstring lists its layers).
 What differs from the lab, and why:
 
 * ``nn.LeakyReLU(True)`` in the lab sets the negative slope to 1.0 (an identity, a bug): here every
   LeakyReLU has a real slope (0.01 in convolution blocks, 0.2 after the pose encoder's BatchNorm).
 * The lab's generator ends with a 1x1 convolution and a clamp to [0, 1]. At initialisation a colour
   channel can start below 0 everywhere; the clamp then passes no gradient and the channel never recovers
-  (measured, LAB4.md "pitfalls"). A sigmoid bounds the output instead.
+  (measured with this project's lab model). A sigmoid bounds the output instead.
 * NaN/Inf never leave :meth:`PoseVAE.forward`: a NaN pixel of the output becomes 0.5 (mid-grey, as the lab's
   code writes it; +Inf 1, -Inf 0) and the frame is clamped to [0, 1]; logvar is bounded softly to (-10, 10),
   ``10 tanh(logvar / 10)``, before the reparameterisation (exp cannot overflow; see :func:`_finite_gaussian`).
