@@ -169,7 +169,7 @@ class TrainConfig:
     tfr_sde: int = 10
     tfr_d_step: float = 0.1
     tf_per: Literal["epoch", "batch"] = "epoch"  # draw teacher forcing once per epoch (lab) or per batch
-    step: TrainStep = "sequential"  # a clip's model steps one after the other (the lab's), or as one batch
+    step: TrainStep = "auto"  # a clip's model steps as one batch, or one after the other (the lab's order)
     # KL annealing
     kl_anneal_type: KLAnnealType = "Cyclical"
     kl_anneal_cycle: int = 10
