@@ -212,7 +212,10 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
      ["too few frames", "--train_vi_len", "train_img"]),
     ("test-num-frames-more-than-poses", lambda c: c.test(None, "--num_frames", "9"),
      ["Test sequence 0 has 5 poses", "--num_frames asks for 9", "test_label/0"]),
-    ("test-num-frames-zero", lambda c: c.test(None, "--num_frames", "0"), ["--num_frames must be >= 1"]),
+    ("test-num-frames-zero", lambda c: c.test(None, "--num_frames", "0"),
+     ["--num_frames must be an integer >= 2, got 0", "first frame included", "one frame predicts nothing"]),
+    ("test-num-frames-one", lambda c: c.test(None, "--num_frames", "1"),
+     ["--num_frames must be an integer >= 2, got 1", "pass --num_frames 2 or more"]),
     # ---- impossible option values
     ("train-lr-negative", lambda c: c.train("--lr", "-0.001"), ["--lr must be positive"]),
     ("train-lr-zero", lambda c: c.train("--lr", "0"), ["--lr must be positive"]),

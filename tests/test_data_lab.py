@@ -468,7 +468,7 @@ def test_read_only_cache_dir_falls_back(DR: Path, monkeypatch: pytest.MonkeyPatc
     else:
         def deny(*a, **k):
             raise PermissionError(13, "Permission denied", str(cache))
-        monkeypatch.setattr("posevae.data.cache.tempfile.mkstemp", deny)
+        monkeypatch.setattr("posevae.files.tempfile.mkstemp", deny)
     try:
         with pytest.warns(UserWarning, match="continuing without a cache"):
             v = load_video(DR, "train", H, W, cache_dir=cache)

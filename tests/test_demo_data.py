@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from posevae.data.demo import humanoid
 from posevae.data.demo import motion as demo_motion
-from posevae.data.demo import skeleton as demo_skeleton
 from posevae.data.demo.dataset import _render, read_demo_marker, render_demo_dataset
 from posevae.errors import UserError
 
 SIZES = {"n_train": 64, "n_val": 40, "n_test": 2, "test_len": 20, "height": 64, "width": 128}
-J = len(demo_skeleton.JOINT_NAMES)
+J = len(humanoid.JOINT_NAMES)
 
 
 def _load(path: Path) -> np.ndarray:
@@ -95,7 +95,7 @@ def test_marker_and_keypoint_files(rendered):
     assert marker["clips"]["test/0"][0]["clip"] in demo_motion.DANCE_CLIPS  # test videos open with a dance
 
     spec = json.loads((root / "keypoints.json").read_text())
-    assert spec["joints"] == list(demo_skeleton.JOINT_NAMES)
+    assert spec["joints"] == list(humanoid.JOINT_NAMES)
     assert all(0 <= a < J and 0 <= b < J for a, b in spec["limbs"])
     assert len(spec["limb_colors"]) == len(spec["limbs"])
 

@@ -272,6 +272,23 @@ def test_bad_options_are_user_errors(setup, tmp_path):
         predict_test_split(tmp_path / "missing.safetensors", DR, tmp_path / "o", progress=False)
 
 
+def test_num_frames_counts_the_first_frame_and_is_at_least_2(setup, tmp_path):
+    ckpt, DR, _, _ = setup
+    with pytest.raises(UserError, match=r"--num_frames must be an integer >= 2, got 1: .*first frame incl"):
+        predict_test_split(ckpt, DR, tmp_path / "one", num_frames=1, device="cpu", progress=False)
+    assert not (tmp_path / "one").exists()
+    summary = predict_test_split(ckpt, DR, tmp_path / "two", num_frames=2, device="cpu", progress=False)
+    assert sorted(p.name for p in (tmp_path / "two" / "seq0" / "frames").iterdir()) == ["0.png", "1.png"]
+    # 2 frames per sequence: said to be no course submission, in summary.json
+    assert summary["submission_note"].startswith("submission.csv holds 2 sequences of 2 frames of 16x32")
+
+
+def test_the_summary_says_when_the_submission_is_not_the_course_shape(full_run):
+    _, summary = full_run
+    assert summary["submission_note"] == ("submission.csv holds 2 sequences of 6 frames of 16x32 pixels, not "
+                                          "the course's 5 x 630 of 32x64: not a course submission.")
+
+
 def test_write_submission_format(tmp_path):
     a = torch.arange(2 * 3 * 1 * 2, dtype=torch.uint8).reshape(2, 3, 1, 2)
     b = torch.full((1, 3, 1, 2), 255, dtype=torch.uint8)

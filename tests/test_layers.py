@@ -73,3 +73,17 @@ def test_imports_run_down_the_layers(path: Path):
         if upward or across:
             wrong.append(f"line {line}: {module} ({'a higher layer' if upward else 'across its layer'})")
     assert not wrong, f"{path.relative_to(PACKAGE)} imports " + "; ".join(wrong)
+
+
+# inside data/: the demo renderer and poses from your own video are siblings; neither imports the other
+SIBLINGS = (("data", "video"), ("data", "demo"))
+
+
+@pytest.mark.parametrize("path", [p for p in source_files() if p.relative_to(PACKAGE).parts[:2] in SIBLINGS],
+                         ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_data_video_and_data_demo_never_import_each_other(path: Path):
+    here = path.relative_to(PACKAGE).parts[1]
+    other = "posevae.data." + ("demo" if here == "video" else "video")
+    wrong = [f"line {line}: {module}" for line, module in imports_of(path)
+             if module == other or module.startswith(other + ".")]
+    assert not wrong, f"{path.relative_to(PACKAGE)} imports " + "; ".join(wrong)

@@ -11,12 +11,14 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import posevae.training.loop as train_module
@@ -25,9 +27,11 @@ from posevae.cli.report import add_report_commands
 from posevae.config import DataConfig, RunConfig, TrainConfig, config_diff
 from posevae.errors import UserError
 from posevae.jobs.compare import compare, parse_configuration
-from posevae.report.clips import render_val_compare
+from posevae.metrics import psnr
 from posevae.report.figures import FIGURES
 from posevae.report.runs import STRATEGY_STYLES, RunData, assign_styles
+from posevae.run_folder import VAL_FRAMES, read_val_frames
+from posevae.training.loop import train
 from tests.conftest import ctrl_c_at_epoch, tiny_model_config
 from tests.synthetic import make_lab_dataset
 
@@ -91,10 +95,12 @@ def test_compare_trains_one_run_per_strategy_and_the_table_matches_their_metrics
         assert float(row["test_psnr_pose"]) == pytest.approx(test["mean_psnr_pose"], abs=1e-4)
         assert float(row["test_psnr_box"]) == pytest.approx(test["mean_psnr_box"], abs=1e-4)
         configs[row["run"]] = json.loads((run / "config.json").read_text())
-        # the GIF's rollout is validation's: its per-frame PSNR is the best epoch's val_psnr_per_frame.csv
-        for key in ("psnr", "psnr_pose", "psnr_box"):
-            assert column(run / "val_compare_psnr.csv", key) == pytest.approx(
-                column(run / "val_psnr_per_frame.csv", key), abs=1e-3), key
+        # the GIF's frames are the rollout validation scored at the best epoch: val_psnr_per_frame.csv's
+        frames = read_val_frames(run / VAL_FRAMES)
+        assert frames.epoch == best and frames.pred.shape == (10, 3, 16, 32)
+        assert column(run / "val_psnr_per_frame.csv", "psnr") == pytest.approx(
+            psnr(torch.from_numpy(frames.pred[1:]) / 255, torch.from_numpy(frames.true[1:]) / 255).tolist(),
+            abs=1e-2)
         for key in ("val_psnr_pose", "val_psnr_box"):  # the person metrics of the best epoch
             assert float(row[key]) == pytest.approx(column(run / "metrics.csv", key)[best], abs=1e-4), key
     # same seed and budget: the runs differ in their strategy (and folder) only
@@ -147,12 +153,13 @@ def test_every_figure_is_a_valid_non_blank_png_and_svg(compared):
 
 def test_compare_again_skips_finished_runs_and_refuses_another_config(compared, dataset):
     metrics = {p: p.stat().st_mtime_ns for p in (compared / "runs").glob("*/metrics.csv")}
-    gifs = {p: p.stat().st_mtime_ns for p in (compared / "runs").glob("*/val_compare.gif")}
+    frames = {p: p.stat().st_mtime_ns for p in (compared / "runs").glob(f"*/{VAL_FRAMES}")}
     args = parser().parse_args(["compare", "--DR", str(dataset), "--out", str(compared), *TINY])
     base = build_config(args, preset=args.preset)
     compare(base, compared, STRATEGIES, progress=False)
     assert {p: p.stat().st_mtime_ns for p in metrics} == metrics and len(metrics) == 3  # not retrained
-    assert {p: p.stat().st_mtime_ns for p in gifs} == gifs and len(gifs) == 3  # newer than the checkpoints
+    assert {p: p.stat().st_mtime_ns for p in frames} == frames and len(frames) == 3
+    assert not list((compared / "runs").glob("*/val_compare*"))  # the report writes nothing into a run folder
     other = dataclasses.replace(base, train=dataclasses.replace(base.train, lr=5e-4))
     with pytest.raises(UserError, match=r"finished run of another config \(train.lr: 0.001 != 0.0005"):
         compare(other, compared, STRATEGIES, progress=False)
@@ -188,14 +195,96 @@ def test_report_redraws_from_run_folders_with_the_given_names(compared, tmp_path
         cli("report", str(tmp_path), "--out", str(out))
 
 
-def test_a_val_compare_csv_from_before_the_person_metrics_is_rendered_again(compared):
-    run = compared / "runs" / "None"
-    csv_path = run / "val_compare_psnr.csv"
-    want = read_csv(csv_path)
-    # newer than the ckpt
-    csv_path.write_text("frame,psnr\n" + "".join(f"{r['frame']},{r['psnr']}\n" for r in want))
-    _, again = render_val_compare(run, device="cpu")
-    assert read_csv(again) == want  # psnr_pose and psnr_box back, same numbers
+def test_training_writes_the_validation_frames_of_the_best_epoch(dataset, tmp_path, monkeypatch):
+    """At a new best epoch training writes RUN/val_best_frames.npz: the rollout validation scored (not a
+    second one), the true frames and the labels of the validation video; a later, worse epoch leaves it."""
+    from posevae.data.lab import load_val_video
+
+    real, scored = train_module.evaluate_video, []
+
+    def scripted(*args, **kwargs):  # epoch 2 (0-based 1) is the best
+        val = real(*args, **kwargs)
+        scored.append((val["pred_frames"].clone(), val["per_frame"]["psnr"]))
+        val["val_psnr"] = [20.0, 25.0, 22.0][len(scored) - 1]
+        return val
+
+    monkeypatch.setattr(train_module, "evaluate_video", scripted)
+    data = DataConfig(DR=str(dataset), train_vi_len=6, val_vi_len=10)
+    run = tmp_path / "run"
+    train(RunConfig(model=tiny_model_config(), data=data,
+                    train=TrainConfig(save_root=str(run), batch_size=2, num_epoch=3, kl_anneal_type="None",
+                                      precision="fp32", seed=3)), progress=False)
+    frames = read_val_frames(run / VAL_FRAMES)
+    assert frames.epoch == 1
+    assert not torch.equal(scored[1][0], scored[2][0])  # the epochs' rollouts differ: the file has the best's
+    np.testing.assert_array_equal(frames.pred, scored[1][0].numpy())
+    assert column(run / "val_psnr_per_frame.csv", "psnr") == pytest.approx(scored[1][1], abs=1e-5)
+    video = load_val_video(dataset, 16, 32, 10, progress=False)
+    np.testing.assert_array_equal(frames.true, video.frames.numpy())
+    np.testing.assert_array_equal(frames.labels, video.labels.numpy())
+    np.testing.assert_array_equal(frames.pred[0], frames.true[0])  # frame 0 is the given one
+    assert not list(run.glob(".*.tmp"))  # written atomically
+
+
+# The report in a fresh interpreter: which posevae modules it imports, and the files it writes.
+REPORT_ALONE = """
+import json, sys
+from pathlib import Path
+from posevae.report.write import write_report
+write_report([Path(sys.argv[1])], Path(sys.argv[2]), names=["run"])
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("posevae.model", "posevae.data",
+                                                                "posevae.device")))))
+"""
+
+
+def tree(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+def test_the_report_draws_the_validation_gif_and_crops_from_the_run_folder_alone(compared, tmp_path):
+    """No model, no dataset, no device: the GIF and the crops come from RUN/val_best_frames.npz, and the run
+    folder is left as it was."""
+    run = tmp_path / "run"
+    shutil.copytree(compared / "runs" / "None", run)
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["DR"] = str(tmp_path / "no-dataset-here")  # the report must not need it
+    (run / "config.json").write_text(json.dumps(config))
+    before = tree(run)
+    done = subprocess.run([sys.executable, "-c", REPORT_ALONE, str(run), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+    assert tree(run) == before
+    frames = read_val_frames(run / VAL_FRAMES)
+    gif = assert_image(tmp_path / "out" / "media" / "run_val_compare.gif", min_std=1.0)
+    assert gif.size == ((2 * 32 + 2) * 4, 16 * 4)  # predicted | true, scaled to at least 64 pixels high
+    gif.seek(0)
+    left = np.asarray(gif.convert("RGB"))[::4, :32 * 4:4].transpose(2, 0, 1)  # frame 0 is the given one
+    assert np.abs(left.astype(int) - frames.true[0]).mean() < 8  # a GIF's 256 colours
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert f"Validation video, best epoch ({frames.epoch + 1})" in page
+    assert_image(tmp_path / "out" / "figures" / "fig10_person_crops.png")
+
+
+def test_a_run_folder_without_validation_frames_gets_a_one_line_note(compared, tmp_path):
+    """A run trained before training wrote val_best_frames.npz: the page says so in one line where the GIF
+    would be, the crops figure says no run has the frames, and the rest of the report is drawn."""
+    run = tmp_path / "old"
+    shutil.copytree(compared / "runs" / "None", run)
+    (run / VAL_FRAMES).unlink()
+    out = tmp_path / "report"
+    cli("report", str(run), "--out", str(out))
+    page = (out / "index.html").read_text()
+    notes = re.findall(r'<p class="note">(No validation GIF: .*?)</p>', page)
+    assert len(notes) == 1 and "\n" not in notes[0]
+    assert "val_best_frames.npz does not exist" in notes[0] and "train the run again" in notes[0]
+    assert not (out / "media" / "old_val_compare.gif").exists()
+    assert len(list((out / "media").glob("old_test_seq*.gif"))) == 2  # the test GIFs are still there
+    for name, _, _ in FIGURES:
+        assert (out / "figures" / f"{name}.png").is_file()
+    (run / VAL_FRAMES).write_bytes(b"not an npz")  # a broken file: a note as well, never a traceback
+    cli("report", str(run), "--out", str(out))
+    assert "Cannot read" in (out / "index.html").read_text()
 
 
 def test_report_of_a_run_from_before_the_person_metrics(tmp_path):

@@ -2,15 +2,9 @@
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from posevae.report.crops import (
-    crop_box,
-    crop_indices,
-    draw_person_crops,
-    first_source_with_truth,
-    read_predicted,
-)
+from posevae.report.crops import crop_box, crop_indices, draw_person_crops, val_crops
+from posevae.run_folder import VAL_FRAMES, ValFrames, read_val_frames
 from tests.test_report import assert_image, compared, dataset  # noqa: F401  (module fixtures)
 
 
@@ -36,40 +30,39 @@ def test_crop_box_by_hand():
     assert top == 0 and right == 32 and bottom - top == 5 and right - left == 4
 
 
-# F811: pytest hands the fixtures imported above to these parameters of the same names
-def test_the_report_shows_each_runs_test_frames_around_the_dancer(compared, dataset):  # noqa: F811
-    source = first_source_with_truth(dataset, 16, 32)
-    assert source is not None and source.name == "0"
-    indices = crop_indices(source.truth.shape[0])
-    predictions = {}
-    for name in ("None", "Monotonic", "Cyclical"):
-        run = compared / "runs" / name
-        frames = read_predicted(run, source, indices)
-        assert not (run / "test" / "seq0").exists()  # compare writes no PNGs: the rows of submission.csv
-        with open(run / "test" / "submission.csv") as f:
-            rows = f.read().splitlines()[1:]
-        for k, frame in zip(indices, frames, strict=True):
-            row = np.array(rows[k].split(",")[1:], dtype=np.uint8)  # sequence 0's frame k has id k
-            np.testing.assert_array_equal(frame.reshape(-1), row)
-        predictions[name] = frames
+# F811: pytest hands the fixture imported above to the parameter of the same name
+def test_the_report_shows_each_runs_validation_frames_around_the_dancer(compared):  # noqa: F811
+    frames = {name: read_val_frames(compared / "runs" / name / VAL_FRAMES)
+              for name in ("None", "Monotonic", "Cyclical")}
+    source, predictions, indices = val_crops(frames)
+    assert indices == crop_indices(10) == [1, 3, 4, 6, 7, 9]
+    np.testing.assert_array_equal(source.truth, frames["None"].true)  # the truth and labels of the video
+    np.testing.assert_array_equal(source.labels, frames["None"].labels)
+    assert list(predictions) == ["None", "Monotonic", "Cyclical"]
+    for name, pred in predictions.items():  # each run's prediction at its best epoch, at those frames
+        np.testing.assert_array_equal(pred, frames[name].pred[indices])
     fig = draw_person_crops(source, predictions, indices)
     assert len(fig.axes) == 4 * len(indices)  # the truth and three runs
     assert [ax.get_ylabel() for ax in fig.axes[::len(indices)]] == ["true", "None", "Monotonic", "Cyclical"]
     assert_image(compared / "figures" / "fig10_person_crops.png")
 
 
-def test_frame_pngs_are_read_when_test_wrote_them(compared, dataset, tmp_path):  # noqa: F811 (fixtures)
-    source = first_source_with_truth(dataset, 16, 32)
-    assert read_predicted(tmp_path, source, [1, 2]) is None  # no test output
-    folder = tmp_path / "test" / "seq0" / "frames"
-    folder.mkdir(parents=True)
-    frames = np.random.default_rng(0).integers(0, 256, (2, 16, 32, 3), dtype=np.uint8)
-    for k, frame in zip([1, 2], frames, strict=True):
-        Image.fromarray(frame).save(folder / f"{k}.png")
-    np.testing.assert_array_equal(read_predicted(tmp_path, source, [1, 2]), frames.transpose(0, 3, 1, 2))
-    Image.fromarray(frames[0][:8]).save(folder / "2.png")  # another size: not this sequence's frame
-    assert read_predicted(tmp_path, source, [1, 2]) is None
-    assert first_source_with_truth(tmp_path / "nowhere", 16, 32) is None
+def test_runs_without_frames_or_of_another_video_are_left_out_of_the_crops():
+    rng = np.random.default_rng(0)
+
+    def frames(true: np.ndarray) -> ValFrames:
+        return ValFrames(0, rng.integers(0, 256, true.shape, dtype=np.uint8), true, np.zeros_like(true))
+
+    video = rng.integers(0, 256, (5, 3, 16, 32), dtype=np.uint8)
+    other = video.copy()
+    other[2] ^= 1  # another video: frame 2 differs
+    runs = {"old": None, "a": frames(video), "b": frames(other), "c": frames(video),
+            "small": frames(video[:, :, :8])}
+    source, predictions, indices = val_crops(runs)
+    assert list(predictions) == ["a", "c"] and indices == [1, 2, 3, 4]
+    np.testing.assert_array_equal(source.truth, video)
+    assert val_crops({"old": None}) is None
+    assert val_crops({"one frame": frames(video[:1])}) is None  # nothing predicted to crop
 
 
 @pytest.mark.parametrize("n", [2, 7, 630])

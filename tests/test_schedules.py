@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from posevae.schedules import kl_beta, teacher_forcing_ratio
 
-# A copy of the team's shared/reference/schedules.json (seed definitions, rounded to 6 decimals).
+# The values of the course's definitions (docs/course.md, "Schedules"), rounded to 6 decimals.
 REFERENCE = Path(__file__).resolve().parent / "reference" / "schedules.json"
 SCHEDULES = json.loads(REFERENCE.read_text())
 

@@ -1,7 +1,7 @@
 """Checkpoints trained with the course template: the ``template`` model variant, loading, ``posevae convert``.
 
 The reference below is this test's own re-implementation of the template's model, from
-shared/reference/LAB4.md ("Architecture") and the layer lists of the template's modules/layers.py and
+docs/course.md ("The model") and the layer lists of the template's modules/layers.py and
 modules/modules.py (see posevae.model.template): template module names, ``nn.LeakyReLU(True)``, no output
 activation, ``mu + exp(0.5 logvar) * eps``, and generation with the model in training mode (the template's
 Test_model.eval shadows nn.Module.eval) one sequence at a time.

@@ -21,7 +21,6 @@ from posevae.data.skeleton import JOINT_INDEX, JOINT_NAMES, LIMB_COLORS, LIMBS, 
 from posevae.data.video import VideoOptions, from_video, track
 from posevae.data.video.estimate import Landmarks, map_landmarks
 from posevae.data.video.layout import plan_splits
-from posevae.data.video.normalise import normalising_transform
 from posevae.errors import UserError
 
 # MediaPipe landmark of each joint that has one of its own (the rest are midpoints)
@@ -213,15 +212,6 @@ def test_smoothing_removes_jitter_and_keeps_the_aspect():
     placed = track.place_boxes(smooth, 2.0, 640, 360)
     np.testing.assert_allclose(placed[:, 2] / placed[:, 3], 2.0)
     assert (placed[:, 1] >= 0).all() and (placed[:, 1] + placed[:, 3] <= 360).all()  # slid into the frame
-
-
-def test_normalising_transform_recovers_scale_and_shift():
-    rng = np.random.default_rng(1)
-    source = rng.uniform(0, 100, (18, 2))
-    target = source * 0.5 + [3, -7]
-    target[2] = np.nan  # seen on one side only: ignored
-    scale, shift = normalising_transform(source, target)
-    assert scale == pytest.approx(0.5) and shift == pytest.approx([3, -7], abs=1e-4)
 
 
 # --------------------------------------------------------------------------------------------- bad input

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from posevae.errors import UserError
-from posevae.schedules import fitted_kl_cycles, trains_kl
+from posevae.schedules import KL_ANNEAL_TYPES, KLAnnealType, fitted_kl_cycles, trains_kl
 
-KLAnnealType = Literal["Cyclical", "Monotonic", "None", "FuCyclical"]
-# How a training step runs the T - 1 model steps of a clip: one after the other (the lab's order, the default:
-# docs/quality.md), or as one batch with the same loss and gradients (BatchNorm per time step); "auto" picks
-# the faster of the two for the device and the teacher-forcing draw (posevae.training.step.step_for)
+# How a training step runs the T - 1 model steps of a clip: as one batch, or one after the other (the lab's
+# order), with the same loss and gradients (BatchNorm per time step); "auto" (the default) batches except on
+# a CPU without teacher forcing (posevae.training.step.step_for; docs/quality.md, docs/performance.md)
 TrainStep = Literal["auto", "batched", "sequential"]
-KL_ANNEAL_TYPES = ("Cyclical", "Monotonic", "None", "FuCyclical")
-CYCLICAL_TYPES = ("Cyclical", "FuCyclical")  # schedules that restart at beta = 0 every cycle
+SkeletonName = Literal["demo", "openpose"]  # how pose labels are drawn (posevae.data.skeleton)
+SKELETON_NAMES: tuple[SkeletonName, ...] = get_args(SkeletonName)
+Prior = Literal["fixed", "learned"]  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
+Variant = Literal["posevae", "template"]  # "template": the course template's model exactly
+# The names of each Literal, derived from it (option choices, checks and messages use these, never a copy)
+PRIORS: tuple[Prior, ...] = get_args(Prior)
+VARIANTS: tuple[Variant, ...] = get_args(Variant)
+CYCLICAL_TYPES: tuple[KLAnnealType, ...] = ("Cyclical", "FuCyclical")  # restart at beta = 0 every cycle
 # Derived seeds are a * SEED_STRIDE + b (an epoch of a run, a sample of a test sequence): a prime above any b
 # used, so two (a, b) pairs never share a seed.
 SEED_STRIDE = 1_000_003
@@ -62,8 +67,8 @@ class ModelConfig:
     # a skip connection that carries the previous frame's pixels to the generator's last, full-resolution
     # stage (it skips no frames); "frame_skip" before, still read from old configs and as --frame_skip
     prev_frame_skip: bool = False
-    prior: Literal["fixed", "learned"] = "fixed"  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
-    variant: Literal["posevae", "template"] = "posevae"  # "template": the course template's model exactly
+    prior: Prior = "fixed"  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
+    variant: Variant = "posevae"  # "template": the course template's model exactly
     # the "sharp" preset (posevae.model.unet_parts); the defaults build the models of before
     skips: bool = False  # U-Net skips: previous frame and next pose reach the generator at every scale
     skip_width: int = 16  # skip-encoder channels at full resolution, doubled at each halving
@@ -73,11 +78,11 @@ class ModelConfig:
         for name in ("frame_H", "frame_W", "F_dim", "L_dim", "N_dim", "D_out_dim"):
             _require(getattr(self, name) > 0, f"--{name} must be a positive integer, got "
                                               f"{getattr(self, name)}.")
-        _require(self.prior in ("fixed", "learned"), f"--prior must be fixed or learned, got {self.prior!r}.")
+        _require(self.prior in PRIORS, f"--prior must be {' or '.join(PRIORS)}, got {self.prior!r}.")
         _require(self.downsample in (1, 2, 4, 8),
                  f"--downsample must be 1, 2, 4 or 8, got {self.downsample}.")
-        _require(self.variant in ("posevae", "template"),
-                 f"--variant must be posevae or template, got {self.variant!r}.")
+        _require(self.variant in VARIANTS,
+                 f"--variant must be {' or '.join(VARIANTS)}, got {self.variant!r}.")
         plain = (self.downsample == 1 and not (self.prev_frame_skip or self.skips or self.warp)
                  and self.prior == "fixed")
         _require(self.variant == "posevae" or plain,
@@ -132,6 +137,9 @@ class DataConfig:
     fast_train_epoch: int = 5
     cache_dir: str | None = None  # where decoded frames are cached; None = DR/.posevae_cache
     num_workers: int = 0
+    # how DR's pose labels are drawn (posevae.data.skeleton: "demo" or "openpose"), as the dataset records it
+    # when training starts (posevae.training.setup.data_skeleton); None: unknown (no record). Not an option.
+    skeleton: SkeletonName | None = None
 
     def __post_init__(self) -> None:
         _require(self.train_vi_len >= 2, f"--train_vi_len must be >= 2, got {self.train_vi_len}.")
@@ -140,6 +148,9 @@ class DataConfig:
         _require(0 < self.partial <= 1, f"--partial must be in (0, 1], got {self.partial}.")
         _require(0 < self.fast_partial <= 1, f"--fast_partial must be in (0, 1], got {self.fast_partial}.")
         _require(self.fast_train_epoch >= 0, f"--fast_train_epoch must be >= 0, got {self.fast_train_epoch}.")
+        _require(self.skeleton is None or self.skeleton in SKELETON_NAMES,
+                 f"data.skeleton must be one of {', '.join(SKELETON_NAMES)} or None (unknown), got "
+                 f"{self.skeleton!r}.")
 
     @property
     def clip_stride(self) -> int:
@@ -260,7 +271,8 @@ class RunConfig:
 # Fields renamed since configs were first stored (in checkpoints and config.json): {class: {old: new}}
 RENAMED_FIELDS: dict[type, dict[str, str]] = {ModelConfig: {"frame_skip": "prev_frame_skip"}}
 # Fields added since, with what a stored config without them ran (a resumed run continues as it trained)
-ADDED_FIELDS: dict[type, dict[str, Any]] = {TrainConfig: {"step": "sequential"}}
+ADDED_FIELDS: dict[type, dict[str, Any]] = {TrainConfig: {"step": "sequential"},
+                                            DataConfig: {"skeleton": None}}  # None: unknown
 
 
 def _from_dict(cls: type, d: dict[str, Any]) -> Any:

@@ -3,23 +3,20 @@
 Every function takes frames as a uint8 tensor ``(T, 3, H, W)`` (what :func:`to_uint8` makes of the
 model's floats) and writes atomically: a file appears complete or not at all
 (:func:`posevae.files.atomic_write`), and a folder of PNGs is filled under a temporary name and
-renamed into place.
+renamed into place (:func:`posevae.files.atomic_folder`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from posevae.files import atomic_write
+from posevae.files import atomic_folder, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +77,6 @@ def tile(videos: list[torch.Tensor], gap: int = 2, gap_value: int = 255) -> torc
     return torch.cat(parts, dim=3)
 
 
-def _new_dir(path: Path) -> Path:
-    path.mkdir()  # honours the umask, unlike tempfile.mkdtemp (always 0700)
-    return path
-
-
 def save_frames_png(frames: torch.Tensor, folder: str | Path) -> Path:
     """Write frames[k] as ``folder/k.png`` (k = 0 .. T-1); returns ``folder``.
 
@@ -93,21 +85,9 @@ def save_frames_png(frames: torch.Tensor, folder: str | Path) -> Path:
     """
     _check_frames(frames)
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_dir(folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_folder(folder) as tmp:
         for k, img in enumerate(_to_hwc(frames)):
             Image.fromarray(img).save(tmp / f"{k}.png", format="PNG")
-        if folder.exists():  # os.replace cannot overwrite a non-empty folder: move the old one aside first
-            old = _new_dir(folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(folder, old / folder.name)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -1,4 +1,4 @@
-"""Training schedules as pure functions of the epoch (values: shared/reference/schedules.json).
+"""Training schedules as pure functions of the epoch (docs/course.md; values: tests/reference/schedules.json).
 
 KL annealing (the seed's definitions, after Fu et al. 2019, "Cyclical Annealing Schedule"):
   Cyclical   period = num_epoch / cycles; tau = (epoch mod ceil(period)) / period;
@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Literal, get_args
+
+KLAnnealType = Literal["Cyclical", "Monotonic", "None", "FuCyclical"]
+KL_ANNEAL_TYPES: tuple[KLAnnealType, ...] = get_args(KLAnnealType)  # option choices and messages use these
 
 
 def kl_beta(epoch: int, kind: str, num_epoch: int, cycles: int = 10, ratio: float = 0.5) -> float:
@@ -32,7 +36,7 @@ def kl_beta(epoch: int, kind: str, num_epoch: int, cycles: int = 10, ratio: floa
         return min(1.0, epoch / period)
     if kind == "FuCyclical":
         return _fu_cyclical(num_epoch, cycles, ratio)[epoch]
-    raise ValueError(f"unknown KL annealing {kind!r}; use Cyclical, Monotonic, None or FuCyclical")
+    raise ValueError(f"unknown KL annealing {kind!r}; use one of {', '.join(KL_ANNEAL_TYPES)}")
 
 
 @lru_cache(maxsize=32)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posevae.config import ModelConfig
+from posevae.model.template import TEMPLATE_NOISE_SCALE
 from posevae.model.template_ckpt import convert_template_ckpt
 
 
@@ -28,7 +30,8 @@ def add_convert_command(subparsers: argparse._SubParsersAction) -> None:
         "convert", help="convert a checkpoint trained with the course template (.ckpt) to posevae's format",
         description="Read a .ckpt saved by the course template's VAE_Model.save (tensors only, nothing "
                     "unpickled) and write a posevae .safetensors checkpoint of the template variant "
-                    "(F_dim, L_dim, N_dim, D_out_dim read from its shapes; 32x64 frames; test noise 1.0).")
+                    f"(F_dim, L_dim, N_dim, D_out_dim read from its shapes; {ModelConfig.frame_H}x"
+                    f"{ModelConfig.frame_W} frames; test noise {TEMPLATE_NOISE_SCALE}).")
     p.add_argument("ckpt", metavar="CKPT", help="the template's checkpoint, e.g. epoch=70.ckpt")
     p.add_argument("--out", required=True, help="the posevae checkpoint to write (.safetensors)")
     p.set_defaults(func=_convert)

@@ -3,7 +3,8 @@
     posevae data demo --out DIR [--seed S] [--n_train N] [--height H --width W]
     posevae data poses --out DIR [--clip NAME] [--frames N] [--height H --width W] [--seed S] [--speed X]
     posevae data from-video INPUT --out DIR [--size 32x64] [--fps F] [--val-len N] [--test-len N]
-                            [--n-test K] [--cut end|start|SECONDS] [--preset fast] [--cache-dir D] [--quiet]
+                            [--n-test K] [--cut end|start|SECONDS] [--skeleton demo|openpose] [--preset fast]
+                            [--cache-dir D] [--quiet]
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from posevae.config import MODEL_PRESETS, SKELETON_NAMES
 from posevae.data.video.pipeline import VideoOptions
 
 
@@ -98,6 +100,15 @@ def parse_cut(text: str) -> str | float:
         raise argparse.ArgumentTypeError(f"expected end, start or a time in seconds, got {text!r}") from None
 
 
+def parse_cutoff(text: str) -> float | None:
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a frequency in Hz or off, got {text!r}") from None
+
+
 def _from_video(args: argparse.Namespace) -> None:
     from posevae.data.video import from_video
 
@@ -114,9 +125,12 @@ def _from_video(args: argparse.Namespace) -> None:
         cut=args.cut,
         max_gap=args.max_gap,
         smooth=args.smooth,
+        keypoint_min_cutoff=args.keypoint_min_cutoff,
+        keypoint_beta=args.keypoint_beta,
         preset=args.preset,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
+        skeleton=args.skeleton,
     )
     s = from_video(args.input, args.out, options, progress=not args.quiet)
     n, found = s["frames"], s["frames_with_person"]
@@ -142,7 +156,8 @@ def add_data_from_video_command(data_subparsers: argparse._SubParsersAction) -> 
         help="a dataset in the lab layout from your own video of one person (needs posevae[video])",
         description="Extract poses with MediaPipe from a video (mp4, mov, avi, webm, mkv) or a folder of "
         "frames, crop a steady box around the person and write the lab layout to DIR: train, val and test "
-        "from separate time ranges, labels drawn as the demo's, keypoints (.npy, keypoints.json) "
+        "from separate time ranges, labels drawn as the demo's skeleton or OpenPose's (--skeleton), "
+        "keypoints (.npy, keypoints.json) "
         "and DIR/from_video.json with the detection rate.",
     )
     p.add_argument("input", metavar="INPUT", help="a video file or a folder of frames (0.png, 1.png, ...)")
@@ -184,8 +199,33 @@ def add_data_from_video_command(data_subparsers: argparse._SubParsersAction) -> 
         help=f"how much the crop box is smoothed over time (default: {d.smooth})",
     )
     p.add_argument(
+        "--keypoint-min-cutoff",
+        "--keypoint_min_cutoff",
+        type=parse_cutoff,
+        default=d.keypoint_min_cutoff,
+        metavar="HZ|off",
+        help="One Euro smoothing of the joints over time: cutoff frequency at rest, lower is steadier "
+        f"(default: {'off' if d.keypoint_min_cutoff is None else f'{d.keypoint_min_cutoff:g}'})",
+    )
+    p.add_argument(
+        "--keypoint-beta",
+        "--keypoint_beta",
+        type=float,
+        default=d.keypoint_beta,
+        metavar="B",
+        help="how fast that cutoff rises with a joint's speed, higher lags less in fast moves "
+        f"(default: {d.keypoint_beta:g})",
+    )
+    p.add_argument(
+        "--skeleton",
+        choices=SKELETON_NAMES,
+        default=d.skeleton,
+        help="how the pose labels are drawn: demo (the demo data's skeleton) or openpose (OpenPose's "
+        f"COCO-18 body) (default: {d.skeleton})",
+    )
+    p.add_argument(
         "--preset",
-        choices=["lab", "fast", "tiny"],
+        choices=sorted(MODEL_PRESETS),
         default=d.preset,
         help=f"model preset the data is for: its downsample factor must divide the size "
         f"(default: {d.preset})",

@@ -1,13 +1,22 @@
 """``posevae test`` and ``posevae transfer``: roll a trained model out from first frames and poses.
 
+Both take the same sampling options (:func:`add_sampling_options`), checked by one function
+(:func:`posevae.evaluation.predict.check_sampling_options`).
+
     posevae test --ckpt CKPT --DR DATA --out OUT [--samples N] [--num_frames N] [--noise_scale S] ...
     posevae transfer --ckpt CKPT --first-frame IMG --poses DIR|GIF|MP4 --out OUT [--num_frames N] ...
-                     [--poses-from-video | --poses-are-images] [--no-normalise]
+                     [--poses-from-video | --poses-are-images] [--no-normalise] [--skeleton demo|openpose]
 """
 
 from __future__ import annotations
 
 import argparse
+
+from posevae.config import SKELETON_NAMES
+from posevae.evaluation.predict import MIN_FRAMES
+from posevae.evaluation.submission import COURSE_FRAMES
+from posevae.model.rollout import Z_MODES
+from posevae.model.template import TEMPLATE_NOISE_SCALE
 
 
 def _db(value: float | None) -> str:
@@ -24,6 +33,8 @@ def _test(args: argparse.Namespace) -> None:
                        allow_unequal_lengths=args.allow_unequal_lengths)
     n_seq = len(summary["sequences"])
     print(f"Wrote {args.out}/submission.csv, GIFs and frames for {n_seq} test sequences.")
+    if summary["submission_note"]:
+        print(f"Note: {summary['submission_note']}")
     if summary["unequal_lengths"]:
         print(f"Warning: {summary['unequal_lengths']}; submission.csv was written anyway "
               "(--allow_unequal_lengths): its ids shift after that sequence.")
@@ -51,13 +62,27 @@ def _test(args: argparse.Namespace) -> None:
         print(f"{multi['samples']} samples per sequence drawn: {args.out}/samples_seq*.gif (not scored).")
 
 
-def _add_latent_options(p: argparse.ArgumentParser) -> None:
-    """How the latents are drawn: the same options for test and transfer."""
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    """The sampling options of ``posevae test`` and ``posevae transfer``: one set, one meaning each, checked
+    by :func:`posevae.evaluation.predict.check_sampling_options`."""
     p.add_argument("--noise_scale", "--noise-scale", type=float, default=None,
-                   help="latent noise scale (default: the checkpoint's; 1.0 for a course-template .ckpt)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--z_mode", "--z-mode", choices=["sample", "mean"], default="sample",
-                   help="sample z from the prior, or use its mean (deterministic)")
+                   help="latent noise scale s: z ~ N(0, s^2 I), or N(mu_p, (s sigma_p)^2) with a learned "
+                        f"prior (default: the checkpoint's; {TEMPLATE_NOISE_SCALE} for a course-template "
+                        ".ckpt)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the latents (test: a sequence's is seed + its number): the same seed gives "
+                        "the same frames on the same device (default: 1)")
+    p.add_argument("--z_mode", "--z-mode", choices=Z_MODES, default=Z_MODES[0],
+                   help="sample z from the prior, or use its mean (deterministic) (default: sample)")
+    p.add_argument("--num_frames", "--num-frames", type=int, default=None, metavar="N",
+                   help=f"write only the first N frames, the given first frame included: N >= {MIN_FRAMES}, "
+                        "as one frame predicts nothing (default: one frame per pose)")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def add_test_command(subparsers: argparse._SubParsersAction) -> None:
@@ -68,18 +93,15 @@ def add_test_command(subparsers: argparse._SubParsersAction) -> None:
                    help="checkpoint (.safetensors), run folder, or a course-template .ckpt")
     p.add_argument("--DR", required=True, help="dataset root in the lab layout")
     p.add_argument("--out", default="test_out", help="output folder (default: test_out)")
-    _add_latent_options(p)
-    p.add_argument("--num_frames", "--num-frames", type=int, default=None,
-                   help="generate only the first N frames of each sequence (default: all its poses)")
+    add_sampling_options(p)
     p.add_argument("--samples", type=int, default=None, metavar="N",
                    help="also draw N samples per sequence and score mean-of-N, best-of-N (by SSIM), the "
                         "deterministic rollout and the posterior bound (samples.csv) where there is ground "
                         "truth")
     p.add_argument("--allow_unequal_lengths", "--allow-unequal-lengths", action="store_true",
                    help="write submission.csv even when the test sequences differ in length (its ids then "
-                        "shift after the odd sequence; the course expects 630 frames each)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
+                        f"shift after the odd sequence; the course expects {COURSE_FRAMES} frames each)")
+    _add_run_options(p)
     p.set_defaults(func=_test)
 
 
@@ -89,7 +111,7 @@ def _transfer(args: argparse.Namespace) -> None:
     summary = transfer(args.ckpt, args.first_frame, args.poses, args.out, noise_scale=args.noise_scale,
                        seed=args.seed, device=args.device, z_mode=args.z_mode, num_frames=args.num_frames,
                        progress=not args.quiet, poses_from_video=args.poses_from_video,
-                       normalise=args.normalise)
+                       normalise=args.normalise, skeleton=args.skeleton)
     mp4 = f", {args.out}/transfer.mp4" if summary["outputs"]["mp4"] else ""
     extracted = summary.get("pose_extraction")
     if extracted:
@@ -129,10 +151,10 @@ def add_transfer_command(subparsers: argparse._SubParsersAction) -> None:
                    help="extracted poses: keep the source's person-centred crop instead of scaling and "
                         "moving the skeleton onto the first frame's person (Everybody Dance Now's "
                         "normalisation)")
+    p.add_argument("--skeleton", choices=SKELETON_NAMES, default=None,
+                   help="extracted poses: draw them as the demo's skeleton or OpenPose's COCO-18 body "
+                        "(default: as the checkpoint's training data, else demo)")
     p.add_argument("--out", default="transfer_out", help="output folder (default: transfer_out)")
-    _add_latent_options(p)
-    p.add_argument("--num_frames", "--num-frames", type=int, default=None,
-                   help="generate only the first N frames (default: one per pose)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
+    add_sampling_options(p)
+    _add_run_options(p)
     p.set_defaults(func=_transfer)

@@ -1,4 +1,4 @@
-"""`posevae` command line: train | test | transfer | convert | demo | data demo|poses | compare | report.
+"""`posevae` command line: train | test | transfer | convert | demo | data | compare | report.
 
 Only the command line knows argparse: each command group has its file here (:mod:`.train`, :mod:`.evaluation`,
 :mod:`.demo`, :mod:`.data`, :mod:`.convert`, :mod:`.report`), whose handler calls one plain function of the

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from posevae.cli.options import add_config_options, build_config
+from posevae.cli.options import add_config_options, build_config, preset_help
 from posevae.config import MODEL_PRESETS, RunConfig
 from posevae.errors import UserError
 
@@ -45,10 +45,7 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a model on a dataset in the lab layout",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder exactly where it stopped")
-    p.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="lab",
-                   help="model variant: lab (the course model), fast (4x downsampled latent), sharp (fast + "
-                        "full-resolution skips of frame and pose + warping), tiny (tests), template (the "
-                        "course template's model exactly)")
+    p.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="lab", help=preset_help())
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_options(p, ["model", "data", "train", "sample"])
     p.set_defaults(func=_train)

@@ -1,6 +1,6 @@
 """Data: the course's LAB4_Dataset reader (:mod:`posevae.data.lab`) and its decoded-frame cache."""
 
-from posevae.data.cache import DEFAULT_CACHE_NAME, default_cache_dir
+from posevae.data.frame_cache import DEFAULT_CACHE_NAME, dataset_cache_dir
 from posevae.data.lab import (
     ClipDataset,
     TestSequence,
@@ -15,7 +15,7 @@ __all__ = [
     "ClipDataset",
     "TestSequence",
     "Video",
-    "default_cache_dir",
+    "dataset_cache_dir",
     "load_test_sequences",
     "load_val_video",
     "load_video",

@@ -5,7 +5,7 @@
     DR/test/test_img/<i>/*.png       DR/test/test_label/<i>/*.png    one first frame + N poses per sequence
     DR/test/test_gt/<i>/*.png        (optional) the N true frames of sequence i; frame 0 is the first frame
 
-Rules (see shared/reference/LAB4.md):
+Rules (the course's, docs/course.md):
 
 - Files are ordered by the integer in their name, not by string order: ``2.png`` before ``10.png``; an
   optional ``frame`` prefix is allowed (``frame12.png`` is 12). When a name holds several integers the last
@@ -20,7 +20,7 @@ Rules (see shared/reference/LAB4.md):
   downscale is anti-aliased (an average over the source pixels) rather than a point sample. All images of
   a split (of a test sequence) must have one size; a different one means files of another dataset got in.
 - Everything is kept as uint8 tensors ``(N, 3, H, W)``; conversion to float happens on the device.
-- Decoded pixels are cached (:mod:`posevae.data.cache`), by default in ``DR/.posevae_cache``, the only
+- Decoded pixels are cached (:mod:`posevae.data.frame_cache`), by default in ``DR/.posevae_cache``, the only
   thing ever written under ``DR``.
 
 Every problem with the files raises :class:`~posevae.errors.UserError` naming the files and the fix.
@@ -44,7 +44,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from posevae.data.cache import cached_array, default_cache_dir
+from posevae.data.frame_cache import cached_array, dataset_cache_dir
 from posevae.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -314,7 +314,7 @@ def _check_size(frame_H: int, frame_W: int) -> None:
 
 
 def _cache_folder(DR: Path, cache_dir: str | Path | None) -> Path:
-    return default_cache_dir(DR) if cache_dir is None else Path(cache_dir)
+    return dataset_cache_dir(DR) if cache_dir is None else Path(cache_dir)
 
 
 # ------------------------------------------------------------------------------------------ train / val

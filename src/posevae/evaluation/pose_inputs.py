@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageSequence
 from tqdm.auto import tqdm
 
+from posevae.config import SkeletonName
 from posevae.data.lab import decode_image, decode_images, list_pngs, to_rgb_array, warn_converted
 from posevae.errors import UserError
 
@@ -159,10 +160,11 @@ class PoseSource:
 
 def read_pose_source(
     poses: str | Path, first_frame: str | Path, H: int, W: int, limit: int | None, from_video: bool | None,
-    normalise: bool, progress: bool
+    normalise: bool, progress: bool, skeleton: SkeletonName = "demo"
 ) -> PoseSource:
-    """The poses of ``poses``: pose images as they are, or a person video's poses extracted with MediaPipe and
-    normalised to the person of ``first_frame`` (``from_video`` None: decided by the first frame)."""
+    """The poses of ``poses``: pose images as they are, or a person video's poses extracted with MediaPipe,
+    normalised to the person of ``first_frame`` and drawn as ``skeleton`` (``from_video`` None: decided by
+    the first frame)."""
     from posevae.data.video import drive
 
     if from_video is None:
@@ -170,9 +172,19 @@ def read_pose_source(
     if not from_video:
         return PoseSource(*read_poses(poses, H, W, limit=limit, progress=progress))
     driven = drive.poses_from_video(poses, first_frame, H, W, normalise=normalise, limit=limit,
-                                    progress=progress)
+                                    progress=progress, skeleton=skeleton)
     labels = torch.from_numpy(np.ascontiguousarray(driven.labels.transpose(0, 3, 1, 2)))
     return PoseSource(labels, driven.info["frames"], "person video", driven)
+
+
+def too_few_poses(what: str, available: int, num_frames: int, *, place: str | Path | None = None,
+                  limit: int | None = None) -> str:
+    """The message of ``posevae test`` and ``posevae transfer`` when ``what`` (in ``place``) has fewer poses
+    than ``--num_frames`` asks for frames (one frame per pose); ``limit``: the most --num_frames can be
+    (default ``available``)."""
+    where = "" if place is None else f" in {place}"
+    return (f"{what} has {available} poses{where}, but --num_frames asks for {num_frames}: lower "
+            f"--num_frames to at most {available if limit is None else limit} or add pose images.")
 
 
 def check_pose_count(source: PoseSource, poses: str | Path, num_frames: int | None) -> None:
@@ -182,5 +194,4 @@ def check_pose_count(source: PoseSource, poses: str | Path, num_frames: int | No
                         "2 (pose 0 belongs to the first frame, frames 1.. follow poses 1..): add pose "
                         "images.")
     if num_frames is not None and source.available < num_frames:
-        raise UserError(f"--num_frames {num_frames} asks for more frames than the {source.available} poses "
-                        f"in {poses}: lower --num_frames to at most {source.available} or add pose images.")
+        raise UserError(too_few_poses("The pose source", source.available, num_frames, place=poses))

@@ -4,7 +4,7 @@ For each test sequence ``DR/test/test_img/<i>`` + ``test_label/<i>`` the model p
 the given first frame and the N poses (:func:`posevae.model.rollout.generate`, z from the prior
 N(0, noise_scale^2 I)). :func:`predict_test_split` writes, under ``out`` only::
 
-    submission.csv            the course's Kaggle format (shared/reference/LAB4.md, "Test output")
+    submission.csv            the course's leaderboard format (docs/course.md, "Submission")
     pred_seq<i>.gif           the prediction, looping, upscaled so 32x64 frames are visible
     pred_seq<i>.mp4           the same, only when imageio-ffmpeg is installed (``posevae[mp4]``)
     seq<i>/frames/<k>.png     every predicted frame as a PNG (``write_frames``)
@@ -35,7 +35,12 @@ motion (:mod:`posevae.evaluation.scores`).
 submission.csv needs sequences of equal length: its ids run over every frame of every sequence, so one
 missing pose image would shift every later id. When the lengths differ, frames, GIFs and scores are still
 written, submission.csv is not, and a UserError naming the odd sequence is raised at the end, unless
-``allow_unequal_lengths``.
+``allow_unequal_lengths``. A submission.csv of another shape than the course's 5 sequences of 630 frames of
+32x64 (a ``num_frames`` run, a small dataset) is written as asked, and ``summary["submission_note"]`` says in
+one line that it is not a course submission (:func:`posevae.evaluation.submission.course_shape_note`).
+
+The sampling options (``noise_scale``, ``z_mode``, ``num_frames``, ``samples``) are checked by
+:func:`check_sampling_options`, which ``posevae transfer`` shares.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from posevae.data.lab import TestSequence, load_test_sequences
 from posevae.device import resolve_device
 from posevae.errors import UserError
 from posevae.evaluation.batches import Rollouts, generate_rollouts
+from posevae.evaluation.pose_inputs import too_few_poses
 from posevae.evaluation.scores import (
     SAMPLE_COLUMNS,
     SCORE_COLUMNS,
@@ -64,7 +70,7 @@ from posevae.evaluation.scores import (
     score_sequence,
     summarise,
 )
-from posevae.evaluation.submission import unequal_lengths, write_submission
+from posevae.evaluation.submission import COURSE_FRAMES, course_shape_note, unequal_lengths, write_submission
 from posevae.files import atomic_write_text, ensure_writable_folder
 from posevae.media import GIF_FPS, gif_scale, save_frames_png, save_gif, save_mp4, side_by_side, tile
 from posevae.model.checkpoint import Checkpoint, model_from_checkpoint
@@ -72,37 +78,77 @@ from posevae.model.rollout import Z_MODES
 from posevae.model.template_ckpt import open_checkpoint
 
 SAMPLES_GIF_WIDTH = 1280  # samples_seq<i>.gif (truth | N samples) is upscaled less, to stay this narrow
+# --num_frames counts the frames written, the given first frame included: one frame alone predicts nothing
+MIN_FRAMES = 2
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _good_noise(value: object) -> bool:
+    """Whether ``value`` is a noise scale: a finite number >= 0."""
+    if isinstance(value, bool):
+        return False
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(number) and number >= 0
+
+
+def check_sampling_options(*, z_mode: str, noise_scale: float | None, num_frames: int | None,
+                           samples: int | None = None) -> None:
+    """The one check of the sampling options ``posevae test`` and ``posevae transfer`` share (the CLI adds
+    them with ``posevae.cli.evaluation.add_sampling_options``): a one-line UserError naming the fix.
+
+    ``num_frames`` (None: one frame per pose) counts the frames written, the given first frame included, so
+    it is at least 2; ``noise_scale`` None is the checkpoint's (checked by :func:`noise_scale_of`);
+    ``samples`` (``posevae test`` only) at least 1, and more than 1 only with ``z_mode`` "sample".
+    """
+    if z_mode not in Z_MODES:
+        raise UserError(f"--z_mode must be one of {', '.join(Z_MODES)}, got {z_mode!r}.")
+    if num_frames is not None and not (_is_int(num_frames) and num_frames >= MIN_FRAMES):
+        raise UserError(f"--num_frames must be an integer >= {MIN_FRAMES}, got {num_frames!r}: it counts the "
+                        "frames written, the given first frame included, and one frame predicts nothing; "
+                        f"pass --num_frames {MIN_FRAMES} or more, or leave it out for one frame per pose.")
+    if samples is not None and not (_is_int(samples) and samples >= 1):
+        raise UserError(f"--samples must be >= 1, got {samples!r}: pass --samples N with N >= 1 (rollouts "
+                        "per sequence), or leave it out for one.")
+    if samples is not None and samples > 1 and z_mode == "mean":
+        raise UserError("--samples draws several latents per sequence, but --z_mode mean has only one: use "
+                        "--z_mode sample with --samples (the deterministic rollout is scored as well).")
+    _check_noise_option(noise_scale)
+
+
+def _check_noise_option(noise_scale: float | None) -> None:
+    if noise_scale is not None and not _good_noise(noise_scale):
+        raise UserError(f"--noise_scale must be a finite number >= 0, got {noise_scale!r}: pass e.g. "
+                        "--noise_scale 0.5 (0: the prior's mean), or leave it out for the checkpoint's.")
 
 
 def noise_scale_of(checkpoint: Checkpoint, noise_scale: float | None) -> float:
-    """The latent noise scale: ``noise_scale`` when given, else the checkpoint's ``sample.noise_scale``."""
-    return checkpoint.config.sample.noise_scale if noise_scale is None else float(noise_scale)
+    """The latent noise scale: ``noise_scale`` when given, else the checkpoint's ``sample.noise_scale``;
+    UserError when that is not a finite number >= 0."""
+    if noise_scale is not None:
+        _check_noise_option(noise_scale)
+        return float(noise_scale)
+    stored = checkpoint.config.sample.noise_scale
+    if not _good_noise(stored):
+        raise UserError(f"The checkpoint's noise scale (sample.noise_scale) is {stored!r}, not a finite "
+                        "number >= 0: pass --noise_scale, e.g. 0.5.")
+    return float(stored)
 
 
 def _first_frames(sequences: list[TestSequence], num_frames: int) -> list[TestSequence]:
     """The first ``num_frames`` frames (poses, truth) of each sequence; UserError when one has fewer poses."""
-    if num_frames < 1:
-        raise UserError(f"--num_frames must be >= 1, got {num_frames}.")
     short = [s for s in sequences if s.labels.shape[0] < num_frames]
     if short:
         s = short[0]
-        raise UserError(f"Test sequence {s.name} has {s.labels.shape[0]} poses in {s.label_dir}, but "
-                        f"--num_frames asks for {num_frames}: lower --num_frames to at most "
-                        f"{min(q.labels.shape[0] for q in sequences)} or add pose images.")
+        raise UserError(too_few_poses(f"Test sequence {s.name}", s.labels.shape[0], num_frames,
+                                      place=s.label_dir, limit=min(q.labels.shape[0] for q in sequences)))
     return [dataclasses.replace(s, labels=s.labels[:num_frames],
                                 truth=None if s.truth is None else s.truth[:num_frames]) for s in sequences]
-
-
-def _check_options(z_mode: str, samples: int | None, noise: float, noise_option: float | None) -> None:
-    if z_mode not in Z_MODES:
-        raise UserError(f"--z_mode must be one of {', '.join(Z_MODES)}, got {z_mode!r}.")
-    if samples is not None and samples < 1:
-        raise UserError(f"--samples must be >= 1, got {samples}.")
-    if samples is not None and samples > 1 and z_mode == "mean":
-        raise UserError("--samples draws several latents per sequence, but --z_mode mean has only one: use "
-                        "--z_mode sample with --samples (the deterministic rollout is scored as well).")
-    if not (math.isfinite(noise) and noise >= 0):
-        raise UserError(f"--noise_scale must be a finite number >= 0, got {noise_option}.")
 
 
 def _load_sequences(DR: str | Path, H: int, W: int, cache_dir: str | Path | None, num_frames: int | None,
@@ -194,8 +240,9 @@ def predict_test_split(
     ``ckpt``: a posevae ``.safetensors`` file, a run folder, or a course-template ``.ckpt`` (read as the
     template variant with noise scale 1.0, :mod:`posevae.model.template_ckpt`). ``noise_scale`` None uses
     the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean" uses the prior's mean (0, or mu_p with a
-    learned prior) instead of samples. ``num_frames`` (default: all) generates only the first ``num_frames``
-    frames of each sequence (frame 0 included); a sequence with fewer poses is an error naming its folder.
+    learned prior) instead of samples. ``num_frames`` (default: all, at least 2) writes only the first
+    ``num_frames`` frames of each sequence (frame 0, the given one, included); a sequence with fewer poses is
+    an error naming its folder. The options are checked first (:func:`check_sampling_options`).
     ``samples`` N (SVG's protocol): N rollouts per sequence (sample k seeded ``seed + i + k * SEED_STRIDE``,
     1,000,003; sample 0 is the one a single run draws) scored as mean-of-N, best-of-N (by mean SSIM), the
     deterministic rollout and the posterior bound, per frame (samples.csv) and per sequence
@@ -203,9 +250,9 @@ def predict_test_split(
     ``cache_dir``: the data loader's (default ``DR/.posevae_cache``); everything else is written under
     ``out``.
     """
+    check_sampling_options(z_mode=z_mode, noise_scale=noise_scale, num_frames=num_frames, samples=samples)
     checkpoint = open_checkpoint(ckpt)  # a .safetensors, a run folder, or a course-template .ckpt
     noise = noise_scale_of(checkpoint, noise_scale)
-    _check_options(z_mode, samples, noise, noise_scale)
     dev = resolve_device(device)
     model = model_from_checkpoint(checkpoint, ckpt, dev)
     H, W = checkpoint.config.model.frame_H, checkpoint.config.model.frame_W
@@ -221,9 +268,12 @@ def predict_test_split(
                    for pos, seq in enumerate(tqdm(sequences, desc="writing", unit="seq",
                                                   disable=not progress))]
     wrote_submission = _write_submission(out, predictions, mismatch, allow_unequal_lengths)
+    # one line when submission.csv is not the course's 5 x 630 frames of 32x64 (a --num_frames run, say)
+    note = (course_shape_note(len(predictions), [p.shape[0] for p in predictions], (H, W))
+            if wrote_submission else None)
     summary: dict[str, Any] = {
         **summarise(DR, scores), "submission": "submission.csv" if wrote_submission else None,
-        "unequal_lengths": mismatch, "noise_scale": noise, "z_mode": z_mode,
+        "submission_note": note, "unequal_lengths": mismatch, "noise_scale": noise, "z_mode": z_mode,
         "prior": checkpoint.config.model.prior, "seed": seed, "checkpoint": str(Path(ckpt).resolve()),
         "dataset": str(Path(DR).resolve()), "device": str(dev),
     }
@@ -232,9 +282,9 @@ def predict_test_split(
     _write_summary(out, scores, summary)
     if not wrote_submission:
         raise UserError(f"{mismatch}: submission.csv was not written, because its ids would shift after that "
-                        "sequence (the course expects equal lengths, 630). The frames, GIFs and summary are "
-                        f"in {out}. Restore the missing pose images, or pass --allow_unequal_lengths to "
-                        "write the CSV anyway.")
+                        f"sequence (the course expects equal lengths, {COURSE_FRAMES}). The frames, GIFs and "
+                        f"summary are in {out}. Restore the missing pose images, or pass "
+                        "--allow_unequal_lengths to write the CSV anyway.")
     return summary
 
 

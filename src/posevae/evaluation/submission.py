@@ -13,6 +13,11 @@ from posevae.files import atomic_write
 
 _CELL = [str(v) for v in range(256)]  # uint8 value -> its CSV text
 
+# The course's submission (docs/course.md, "Submission"): 5 test sequences of 630 frames of 32x64 pixels
+COURSE_SEQUENCES = 5
+COURSE_FRAMES = 630
+COURSE_FRAME_SIZE = (32, 64)  # (H, W)
+
 
 def write_submission(path: str | Path, sequences: Sequence[torch.Tensor]) -> int:
     """Write the course's submission CSV (atomically); returns the number of rows.
@@ -42,6 +47,23 @@ def write_submission(path: str | Path, sequences: Sequence[torch.Tensor]) -> int
 
     atomic_write(path, write)
     return rows
+
+
+def course_shape_note(n_sequences: int, n_frames: int | Sequence[int],
+                      frame_size: tuple[int, int] = COURSE_FRAME_SIZE) -> str | None:
+    """One line when a submission of ``n_sequences`` sequences of ``n_frames`` frames (one number, or each
+    sequence's) of ``frame_size`` (H, W) pixels is not the course's 5 x 630 frames of 32x64, so a short run
+    (``--num_frames``, a small dataset) is never mistaken for one; None when it is the course's shape."""
+    lengths = [n_frames] * n_sequences if isinstance(n_frames, int) else list(n_frames)
+    if (n_sequences == COURSE_SEQUENCES and frame_size == COURSE_FRAME_SIZE
+            and all(n == COURSE_FRAMES for n in lengths)):
+        return None
+    low, high = min(lengths, default=0), max(lengths, default=0)
+    frames = f"{low}" if low == high else f"{low} to {high}"
+    (H, W), (course_H, course_W) = frame_size, COURSE_FRAME_SIZE
+    sequences = f"{n_sequences} sequence{'s' if n_sequences != 1 else ''}"
+    return (f"submission.csv holds {sequences} of {frames} frames of {H}x{W} pixels, not the course's "
+            f"{COURSE_SEQUENCES} x {COURSE_FRAMES} of {course_H}x{course_W}: not a course submission.")
 
 
 def unequal_lengths(sequences: Sequence[TestSequence]) -> str | None:

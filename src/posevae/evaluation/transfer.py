@@ -24,7 +24,10 @@ by the model, as in the course's test sequences. They come from
   normalised to the person of the first frame as Everybody Dance Now does unless ``normalise=False``.
   ``poses_from_video=None`` (the default) decides by the video's first frame: mostly black is a pose
   rendering, anything else a person. Then ``source_pose_frame.gif`` (and ``.mp4``) shows source video |
-  pose | generated frame.
+  pose | generated frame. The poses are drawn as ``skeleton`` (:mod:`posevae.data.skeleton`: "demo" or
+  "openpose"; None: as the checkpoint's training data was drawn, which its config records, else "demo").
+  A model only knows the drawing it was trained on: one UserWarning says when the two differ, and one
+  when the checkpoint does not record it (a course-template checkpoint, or a run whose data had no record).
 
 Every image is converted to RGB and resized to the checkpoint's ``frame_H x frame_W`` with PIL bilinear,
 the lab reader's rule. Every problem with the inputs is a :class:`~posevae.errors.UserError` raised before
@@ -35,7 +38,7 @@ the lab reader's rule. Every problem with the inputs is a :class:`~posevae.error
 from __future__ import annotations
 
 import json
-import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +46,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from posevae.config import SKELETON_NAMES, SkeletonName
 from posevae.device import resolve_device
 from posevae.errors import UserError
 from posevae.evaluation.pose_inputs import PoseSource, check_pose_count, read_first_frame, read_pose_source
-from posevae.evaluation.predict import noise_scale_of, prepare_out
+from posevae.evaluation.predict import check_sampling_options, noise_scale_of, prepare_out
 from posevae.files import atomic_write_text
 from posevae.media import (
     GIF_FPS,
@@ -58,8 +62,8 @@ from posevae.media import (
     tile,
     to_uint8,
 )
-from posevae.model.checkpoint import model_from_checkpoint
-from posevae.model.rollout import Z_MODES, generate, to_unit_float
+from posevae.model.checkpoint import Checkpoint, model_from_checkpoint
+from posevae.model.rollout import generate, to_unit_float
 from posevae.model.template_ckpt import open_checkpoint
 from posevae.model.vae import PoseVAE
 
@@ -78,26 +82,36 @@ def transfer(
     progress: bool = True,
     poses_from_video: bool | None = None,
     normalise: bool = True,
+    skeleton: SkeletonName | None = None,
 ) -> dict[str, Any]:
     """Drive checkpoint ``ckpt`` from ``first_frame`` with the pose sequence ``poses``; write under ``out``.
 
-    N poses (or the first ``num_frames``) give N frames: frame 0 is ``first_frame`` resized to the model's
-    size, bit for bit; frame k >= 1 is predicted from frame k-1 and pose k with z from the prior, its noise
-    scaled by ``noise_scale`` (None: the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean": the prior's
-    mean), drawn from one ``torch.Generator`` seeded ``seed``: the same seed gives the same frames on the
-    same device, and the first ``num_frames`` frames of a longer run.
+    N poses (or the first ``num_frames``, at least 2) give N frames: frame 0 is ``first_frame`` resized to the
+    model's size, bit for bit; frame k >= 1 is predicted from frame k-1 and pose k with z from the prior, its
+    noise scaled by ``noise_scale`` (None: the checkpoint's ``sample.noise_scale``; ``z_mode`` "mean": the
+    prior's mean), drawn from one ``torch.Generator`` seeded ``seed``: the same seed gives the same frames on
+    the same device, and the first ``num_frames`` frames of a longer run. The sampling options are checked as
+    ``posevae test`` checks them (:func:`posevae.evaluation.predict.check_sampling_options`).
     ``ckpt`` is a checkpoint file, a run folder (its ``checkpoints/last.safetensors``) or a course-template
-    ``.ckpt`` (:mod:`posevae.model.template_ckpt`), as for ``posevae test``. ``poses_from_video`` and
-    ``normalise``: see the module docstring. Returns the summary (also written to ``out/summary.json``).
+    ``.ckpt`` (:mod:`posevae.model.template_ckpt`), as for ``posevae test``. ``poses_from_video``,
+    ``normalise`` and ``skeleton``: see the module docstring. Returns the summary (also written to
+    ``out/summary.json``).
     """
-    _check_options(z_mode, num_frames)
+    check_sampling_options(z_mode=z_mode, noise_scale=noise_scale, num_frames=num_frames)  # as posevae test
+    if skeleton is not None and skeleton not in SKELETON_NAMES:
+        raise UserError(f"--skeleton must be one of {', '.join(SKELETON_NAMES)}, got {skeleton!r}.")
     checkpoint = open_checkpoint(ckpt)  # a .safetensors, a run folder, or a course-template .ckpt
     noise = noise_scale_of(checkpoint, noise_scale)
-    if not (math.isfinite(noise) and noise >= 0):
-        raise UserError(f"--noise_scale must be a finite number >= 0, got {noise_scale}.")
     H, W = checkpoint.config.model.frame_H, checkpoint.config.model.frame_W
     first = read_first_frame(first_frame, H, W)  # (3, H, W) uint8
-    source = read_pose_source(poses, first_frame, H, W, num_frames, poses_from_video, normalise, progress)
+    trained = checkpoint.config.data.skeleton  # how the model's training labels were drawn; None: unknown
+    drawn: SkeletonName = skeleton or trained or "demo"  # a recorded name is checked by the config
+    source = read_pose_source(poses, first_frame, H, W, num_frames, poses_from_video, normalise, progress,
+                              skeleton=drawn)
+    if source.driven is not None:  # drawn by us (pose images are as they are)
+        notice = skeleton_notice(checkpoint, drawn, poses)
+        if notice:
+            warnings.warn(notice, UserWarning, stacklevel=2)
     check_pose_count(source, poses, num_frames)
     dev = resolve_device(device)
     model = model_from_checkpoint(checkpoint, ckpt, dev)
@@ -113,19 +127,26 @@ def transfer(
                     "pose_and_frame_gif": "pose_and_frame.gif"},
     }
     if source.driven is not None:
-        summary["pose_extraction"] = source.driven.info
+        summary["pose_extraction"] = {**source.driven.info, "skeleton": drawn, "trained_skeleton": trained}
         summary["outputs"]["source_pose_frame_gif"] = "source_pose_frame.gif"
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def _check_options(z_mode: str, num_frames: int | None) -> None:
-    if z_mode not in Z_MODES:
-        raise UserError(f"--z_mode must be one of {', '.join(Z_MODES)}, got {z_mode!r}.")
-    if num_frames is not None and (isinstance(num_frames, bool) or not isinstance(num_frames, int)
-                                   or num_frames < 2):
-        raise UserError(f"--num_frames must be an integer >= 2 (the first frame and at least one generated "
-                        f"frame), got {num_frames!r}.")
+def skeleton_notice(checkpoint: Checkpoint, drawn: str, poses: str | Path) -> str | None:
+    """One line when poses drawn as ``drawn`` are not known to match the drawing ``checkpoint``'s model was
+    trained on: they differ, or the checkpoint does not record it; None when they match."""
+    trained = checkpoint.config.data.skeleton
+    if trained == drawn:
+        return None
+    if trained is not None:
+        return (f"The poses extracted from {poses} are drawn as {drawn}, but the model was trained on "
+                f"{trained} pose labels: it will follow them poorly; pass --skeleton {trained}.")
+    why = ("a course-template checkpoint records no pose drawing"
+           if checkpoint.train_state.get("source") == "course template"
+           else "the checkpoint's training data recorded no pose drawing")
+    return (f"Cannot tell whether the poses extracted from {poses}, drawn as {drawn}, match the model's "
+            f"training labels: {why}.")
 
 
 def _drive(model: PoseVAE, first: torch.Tensor, labels: torch.Tensor, *, noise: float, z_mode: str, seed: int,

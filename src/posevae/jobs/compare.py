@@ -18,16 +18,13 @@ is the base config's, so the runs differ only where the configurations say.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from safetensors import safe_open
-
-from posevae.config import KL_ANNEAL_TYPES, RunConfig, TrainConfig, config_diff
+from posevae.config import KL_ANNEAL_TYPES, RunConfig, TrainConfig
 from posevae.errors import UserError
 
 DEFAULT_STRATEGIES = ("None", "Monotonic", "Cyclical")
@@ -92,41 +89,6 @@ def run_configs(base: RunConfig, out: Path, strategies: Sequence[str]) -> dict[s
     return configs
 
 
-def _finished_epochs(last: Path) -> int:
-    """Epochs finished by the run whose last checkpoint is ``last`` (read from its metadata only)."""
-    try:
-        with safe_open(str(last), framework="pt") as f:
-            state = json.loads((f.metadata() or {}).get("train_state", "{}"))
-    except Exception as err:  # noqa: BLE001 - any unreadable file: say which, and what to do
-        raise UserError(f"Cannot read {last} ({err}): delete that run folder to retrain it.") from None
-    return int(state["epoch"]) + 1
-
-
-def train_or_resume(cfg: RunConfig, *, progress: bool = True) -> str:
-    """Train the run of ``cfg`` unless it has finished; resume it if it was interrupted.
-
-    Returns what happened: "trained", "resumed" or "done" (already finished, nothing to do).
-    """
-    from posevae.run_folder import RunFolder
-    from posevae.training.loop import train
-    from posevae.training.setup import RESUMABLE_CHANGES
-
-    run = RunFolder(cfg.train.save_root)
-    if not run.last.exists():
-        train(cfg, progress=progress)
-        return "trained"
-    if _finished_epochs(run.last) < cfg.train.num_epoch:
-        train(cfg, resume=True, progress=progress)  # refuses, and says how, if the config changed
-        return "resumed"
-    stored = RunConfig.from_dict(json.loads(run.config.read_text())).to_dict() if run.config.is_file() else {}
-    diff = [line for line in config_diff(stored, cfg.to_dict())
-            if line.split(":")[0] not in RESUMABLE_CHANGES]
-    if diff:
-        raise UserError(f"{run.root} holds a finished run of another config ({'; '.join(diff)}; stored != "
-                        "requested): use another --out, or delete that run folder to retrain it.")
-    return "done"
-
-
 def has_test_truth(DR: str | Path) -> bool:
     gt = Path(DR) / "test" / "test_gt"
     return gt.is_dir() and any(p.is_dir() for p in gt.iterdir())
@@ -140,13 +102,14 @@ def compare(base: RunConfig, out: Path, strategies: Sequence[str] = DEFAULT_STRA
     Every run gets the same seed and budget (only its configuration's overrides differ). The runs go one
     after another, not in parallel: each run already uses every CPU core (or the whole GPU), so parallel
     runs would only contend for them, and the table's training times would no longer be comparable.
-    Resumable: a finished run is skipped, an interrupted one resumed (``train(..., resume=True)``), and a
-    test output newer than its best checkpoint is reused, so running the same command again after an
-    interruption continues where it stopped.
+    Resumable: a finished run is skipped, an interrupted one resumed
+    (:func:`posevae.training.reuse.train_or_reuse`), and a test output newer than its best checkpoint is
+    reused, so running the same command again after an interruption continues where it stopped.
     """
     from posevae.evaluation.predict import predict_test_split
     from posevae.report.write import write_report
     from posevae.run_folder import RunFolder
+    from posevae.training.reuse import train_or_reuse
 
     if not base.data.DR:
         raise UserError("posevae compare needs --DR DATASET_ROOT (the lab layout).")
@@ -160,7 +123,7 @@ def compare(base: RunConfig, out: Path, strategies: Sequence[str] = DEFAULT_STRA
             print(f"[{i}/{len(configs)}] {name}: {cfg.train.kl_anneal_type} KL annealing, "
                   f"{cfg.train.num_epoch} epochs, seed {cfg.train.seed} -> {cfg.train.save_root}",
                   file=sys.stderr)
-        what = train_or_resume(cfg, progress=progress)
+        what = train_or_reuse(cfg, progress=progress)
         if progress and what == "done":
             print(f"[{i}/{len(configs)}] {name}: already finished, skipped", file=sys.stderr)
         run = RunFolder(cfg.train.save_root)
@@ -170,4 +133,4 @@ def compare(base: RunConfig, out: Path, strategies: Sequence[str] = DEFAULT_STRA
             predict_test_split(run.best, cfg.data.DR, test_out, seed=cfg.sample.sample_seed,
                                device=cfg.train.device,
                      progress=progress, write_frames=False, cache_dir=cfg.data.cache_dir)
-    return write_report([out / "runs" / name for name in configs], out, gifs=gifs, device=base.train.device)
+    return write_report([out / "runs" / name for name in configs], out, gifs=gifs)

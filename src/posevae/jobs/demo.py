@@ -1,4 +1,4 @@
-"""`posevae demo`, the main job: render the demo data, train the sharp preset on CPU, test, report.
+"""`posevae demo`, the main job: render the demo data, train the sharp preset, test, report.
 
 Idempotent: the dataset is rendered only when missing, a finished training run is reused and an
 interrupted one resumed, so running the command again continues where it stopped.
@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
 from posevae.files import atomic_write_text
-from posevae.model.checkpoint import load_checkpoint
+from posevae.model.checkpoint import read_checkpoint_info
 
 Prior = Literal["fixed", "learned"]
 
@@ -28,9 +28,9 @@ DEMO_TRAIN: dict[str, Any] = {"batch_size": 8, "lr": 2e-3, "num_epoch": 6, "kl_a
                               "tfr": 1.0, "tfr_sde": 2, "tfr_d_step": 0.25, "person_weight": 1.0,
                               "per_save": 100, "seed": 1}
 DEMO_DATA: dict[str, Any] = {"train_vi_len": 16, "partial": 0.5, "val_vi_len": 630}
-# What the demo costs where bf16 is slow (CPUs without AMX or AVX-512 BF16 train in fp32), measured with
-# PyTorch held to AVX2 (docs/quality.md, "The demo without AMX").
-AVX2_NOTE = "about 1.6x the time it takes in bf16"
+# Why the demo takes longer where bf16 is slow (CPUs without AMX or AVX-512 BF16 train in fp32; measured with
+# PyTorch held to AVX2: docs/quality.md, "The demo without AMX"). How long: the progress bars say.
+AVX2_NOTE = "longer than in bf16"
 
 
 def demo_config(data: Path, run: Path, device: str, prior: Prior = "fixed", **overrides: Any) -> RunConfig:
@@ -44,14 +44,6 @@ def demo_config(data: Path, run: Path, device: str, prior: Prior = "fixed", **ov
         train=TrainConfig(save_root=str(run), device=device, **{**DEMO_TRAIN, **train_over}),
         sample=SampleConfig(noise_scale=0.5),
     )
-
-
-def _finished(run: Path, num_epoch: int) -> bool | None:
-    """True: finished; False: started, resumable; None: not started."""
-    last = run / "checkpoints" / "last.safetensors"
-    if not last.exists():
-        return None
-    return load_checkpoint(last).train_state["epoch"] + 1 >= num_epoch
 
 
 def _val_person_psnr(run: Path, epoch: int) -> dict[str, float | None]:
@@ -110,7 +102,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
              progress: bool = True, prior: Prior = "fixed", **overrides: Any) -> dict[str, Any]:
     from posevae.data.demo.dataset import render_demo_dataset
     from posevae.evaluation.predict import predict_test_split
-    from posevae.training.loop import train
+    from posevae.training.reuse import Outcome, train_or_reuse
 
     started = time.perf_counter()
     out, data = Path(out), Path(data)
@@ -121,14 +113,16 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
         print(f"[1/4] Using the demo dataset in {data}.", flush=True)
 
     cfg = demo_config(data, out, device, prior, **overrides)
-    state = _finished(Path(cfg.train.save_root), cfg.train.num_epoch)
-    if state is True:
-        print(f"[2/4] Training already finished in {cfg.train.save_root}; reusing it.", flush=True)
-    else:
-        print(f"[2/4] Training the {DEMO_PRESET} preset for {cfg.train.num_epoch} epochs into "
-              f"{cfg.train.save_root} ({'resuming' if state is False else 'new run'}, "
-              f"{_precision_note(cfg.train)}) ...", flush=True)
-        train(cfg, resume=state is False, progress=progress)
+
+    def announce(outcome: Outcome) -> None:
+        if outcome == "done":
+            print(f"[2/4] Training already finished in {cfg.train.save_root}; reusing it.", flush=True)
+        else:
+            print(f"[2/4] Training the {DEMO_PRESET} preset for {cfg.train.num_epoch} epochs into "
+                  f"{cfg.train.save_root} ({'resuming' if outcome == 'resumed' else 'new run'}, "
+                  f"{_precision_note(cfg.train)}) ...", flush=True)
+
+    train_or_reuse(cfg, progress=progress, announce=announce)
     train_seconds = time.perf_counter() - started
 
     print(f"[3/4] Generating the test sequences into {out / 'test'} ...", flush=True)
@@ -144,7 +138,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path = "data/demo", devi
     except ImportError:  # the report module is optional for the demo's numbers
         pass
 
-    best_state = load_checkpoint(best).train_state
+    best_state = read_checkpoint_info(best).train_state
     best_val = best_state["best_psnr"]
     gain = None if test["mean_psnr"] is None else test["mean_psnr"] - test["mean_baseline_psnr"]
     summary = {

@@ -74,8 +74,25 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def load_checkpoint(path: str | Path, expected: RunConfig | None = None) -> Checkpoint:
-    """Read a posevae checkpoint; with ``expected``, refuse one whose model config differs (and say how)."""
+@dataclass
+class CheckpointInfo:
+    """What a checkpoint says of itself, without its tensors."""
+
+    config: RunConfig
+    train_state: dict[str, Any]  # epoch (the last finished, from 0), best_psnr, scheduler, ...
+
+
+def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
+    """The run config and training state of a posevae checkpoint, read from its safetensors header only (no
+    tensor is read); the same refusals as :func:`load_checkpoint`."""
+    path = _checkpoint_file(path)
+    metadata = _posevae_metadata(path)
+    return CheckpointInfo(RunConfig.from_dict(json.loads(metadata["config"])),
+                          json.loads(metadata.get("train_state", "{}")))
+
+
+def _checkpoint_file(path: str | Path) -> Path:
+    """``path``, or a run folder's (or its checkpoints folder's) last.safetensors; UserError when missing."""
     path = Path(path)
     if path.is_dir():
         folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
@@ -83,25 +100,43 @@ def load_checkpoint(path: str | Path, expected: RunConfig | None = None) -> Chec
     if not path.is_file():
         raise UserError(f"Checkpoint {path} does not exist: pass a .safetensors file written by `posevae "
                         "train` (RUN/checkpoints/last.safetensors or best.safetensors).")
+    return path
+
+
+def _unreadable(path: Path, err: Exception) -> UserError:
+    return UserError(f"Checkpoint {path} cannot be read ({err}): it is truncated or not a safetensors file. "
+                     "Use another checkpoint (e.g. best.safetensors or an epoch_N file) of the run.")
+
+
+def _posevae_metadata(path: Path) -> dict[str, str]:
+    """The safetensors metadata of the posevae checkpoint ``path``; UserError for any other file."""
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise UserError(f"Checkpoint {path} cannot be read ({err}): it is truncated or not a safetensors "
-                        "file. Use another checkpoint (e.g. best.safetensors or an epoch_N file) of the "
-                        "run.") from None
+        raise _unreadable(path, err) from None
     if metadata.get("format") != FORMAT:
         raise UserError(f"{path} is a safetensors file but not a posevae checkpoint (no posevae metadata): "
                         "pass a checkpoint written by `posevae train`.")
     if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
         raise UserError(f"Checkpoint {path} has format version {metadata['format_version']}, newer than this "
                         f"posevae reads ({FORMAT_VERSION}): upgrade posevae.")
+    return metadata
+
+
+def load_checkpoint(path: str | Path, expected: RunConfig | None = None) -> Checkpoint:
+    """Read a posevae checkpoint; with ``expected``, refuse one whose model config differs (and say how)."""
+    path = _checkpoint_file(path)
+    metadata = _posevae_metadata(path)
     config = RunConfig.from_dict(json.loads(metadata["config"]))
     if expected is not None and config.model != expected.model:
         diff = config_diff(config.to_dict()["model"], expected.to_dict()["model"], "model.")
         raise UserError(f"Checkpoint {path} was trained with another model config ({'; '.join(diff)}; "
                         "checkpoint != requested): use the checkpoint's own settings or another checkpoint.")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise _unreadable(path, err) from None
     model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     opt = None
     if "optimizer" in metadata:

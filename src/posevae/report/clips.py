@@ -1,5 +1,7 @@
-"""The page's GIFs: each run's validation video at its best epoch (rendered from the best checkpoint, as
-validation rolls it out) and its tested sequences, each with its per-frame PSNR curve.
+"""The page's GIFs: each run's validation video at its best epoch and its tested sequences, each with its
+per-frame PSNR curve. Everything comes from the run folder: RUN/val_best_frames.npz (the rollout validation
+scored at the best epoch, written by training) with RUN/val_psnr_per_frame.csv, and RUN/test (``posevae
+test``); nothing is rolled out here and nothing is written into the run folder.
 """
 
 from __future__ import annotations
@@ -10,16 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from posevae.errors import UserError
-from posevae.files import atomic_write_text
+from posevae.media import GIF_FPS, gif_scale, save_gif, side_by_side
 from posevae.report.figures import psnr_curve
 from posevae.report.runs import (
     RunData,
     _float,
-    read_csv_columns,
     slug,
 )
+from posevae.run_folder import VAL_FRAMES
 
 
 @dataclass
@@ -32,75 +34,38 @@ class Clip:
     note: str = ""
 
 
-def render_val_compare(run: Path, *, device: str = "auto") -> tuple[Path, Path]:
-    """Roll out the run's best checkpoint on its validation video, as validation does (z from the prior,
-    the run's noise_scale and sample_seed): writes RUN/val_compare.gif (predicted | true, side by side) and
-    RUN/val_compare_psnr.csv (frame, psnr, psnr_pose, psnr_box of that rollout). Skips the work when both
-    are newer than the checkpoint and the CSV has the pose column. Raises UserError when the checkpoint or
-    the dataset cannot be read."""
-    import torch
-
-    from posevae.data.lab import load_val_video
-    from posevae.device import resolve_device
-    from posevae.media import GIF_FPS, gif_scale, save_gif, side_by_side, to_uint8
-    from posevae.metrics import frame_and_person_psnr
-    from posevae.model.checkpoint import load_checkpoint
-    from posevae.model.rollout import generate, to_unit_float
-    from posevae.model.vae import PoseVAE
-    from posevae.run_folder import per_frame_csv
-
-    ckpt_path = run / "checkpoints" / "best.safetensors"
-    gif, csv_path = run / "val_compare.gif", run / "val_compare_psnr.csv"
-    if (gif.is_file() and csv_path.is_file() and ckpt_path.is_file()
-            and min(gif.stat().st_mtime, csv_path.stat().st_mtime) >= ckpt_path.stat().st_mtime
-            and "psnr_pose" in csv_path.read_text().partition("\n")[0].split(",")):  # else: an older CSV
-        return gif, csv_path
-    ckpt = load_checkpoint(ckpt_path)
-    cfg = ckpt.config
-    video = load_val_video(cfg.data.DR, cfg.model.frame_H, cfg.model.frame_W, cfg.data.val_vi_len,
-                           cfg.data.cache_dir)
-    dev = resolve_device(device)
-    model = PoseVAE(cfg.model)
-    model.load_state_dict(ckpt.model_state)
-    model.to(dev)
-    frames = to_unit_float(video.frames[None], dev)  # (1, T, 3, H, W)
-    poses = to_unit_float(video.labels[None], dev)
-    gen = torch.Generator(dev).manual_seed(cfg.sample.sample_seed)
-    pred = generate(model, frames[:, 0], poses, noise_scale=cfg.sample.noise_scale, generator=gen)[0]
-    per_frame = {name: values.cpu().tolist()  # frames 1..T-1; frame 0 is given
-                 for name, values in frame_and_person_psnr(pred[1:], frames[0, 1:], poses[0, 1:]).items()}
-    pred_u8 = to_uint8(pred).cpu()
-    pred_u8[0] = video.frames[0]
-    scale = gif_scale(cfg.model.frame_H, min_height=64)
-    save_gif(gif, side_by_side(pred_u8, video.frames), fps=GIF_FPS, scale=scale)
-    atomic_write_text(csv_path, per_frame_csv(per_frame))
-    return gif, csv_path
+def val_clip(run: RunData, media: Path) -> tuple[Clip | None, str]:
+    """The validation video at the run's best epoch as media/<run>_val_compare.gif (predicted | true) with its
+    per-frame PSNR curve (val_psnr_per_frame.csv: the same rollout); or None and why not, in one line."""
+    frames = run.val_frames
+    if frames is None:
+        return None, f"No validation GIF: {run.val_frames_note}"
+    per_frame = run.per_frame
+    steps = frames.pred.shape[0] - 1
+    if per_frame is None or len(per_frame) != steps:
+        return None, (f"No validation GIF: {run.path / 'val_psnr_per_frame.csv'} does not hold the {steps} "
+                      f"frames of {run.path / VAL_FRAMES}; train the run again to rewrite both.")
+    tag = slug(run.name)
+    gif = media / f"{tag}_val_compare.gif"
+    save_gif(gif, side_by_side(torch.from_numpy(frames.pred), torch.from_numpy(frames.true)), fps=GIF_FPS,
+             scale=gif_scale(frames.pred.shape[2], min_height=64))
+    stem = media / f"{tag}_val_psnr_curve"
+    psnr_curve(np.arange(1, steps + 1), per_frame, f"{run.name}: per-frame PSNR of the validation GIF",
+               run.style, stem, xlabel="frame of the validation video", pose_db=run.per_frame_pose)
+    return Clip(f"Validation video, best epoch ({frames.epoch + 1})", gif, stem.with_suffix(".png")), ""
 
 
-def collect_clips(run: RunData, media: Path, *, gifs: bool = True,
-                  device: str = "auto") -> tuple[list[Clip], str]:
-    """The GIFs of one run, copied into ``media`` with their PSNR curves: the validation video at the best
-    epoch (rendered by :func:`render_val_compare` when ``gifs``) and the test sequences of RUN/test (``posevae
-    test`` output with ground truth). Returns the clips and a note on what is missing, if anything."""
+def collect_clips(run: RunData, media: Path, *, gifs: bool = True) -> tuple[list[Clip], str]:
+    """The GIFs of one run, written into ``media`` with their PSNR curves: the validation video at the best
+    epoch (:func:`val_clip`, when ``gifs``) and the test sequences of RUN/test (``posevae test`` output with
+    ground truth). Returns the clips and a note on what is missing, if anything."""
     clips: list[Clip] = []
     notes = []
     tag = slug(run.name)
-    if gifs and (run.path / "checkpoints" / "best.safetensors").is_file():
-        try:
-            gif, csv_path = render_val_compare(run.path, device=device)
-        except UserError as err:
-            notes.append(f"No validation GIF: {err}")
-        else:
-            curve = read_csv_columns(csv_path)
-            dest = media / f"{tag}_val_compare.gif"
-            shutil.copyfile(gif, dest)
-            stem = media / f"{tag}_val_psnr_curve"
-            psnr_curve(curve["frame"], curve["psnr"], f"{run.name}: per-frame PSNR of the validation GIF",
-                       run.style, stem, xlabel="frame of the validation video",
-                       pose_db=curve.get("psnr_pose"))
-            clips.append(Clip("Validation video, best epoch", dest, stem.with_suffix(".png")))
-    elif gifs:
-        notes.append("No validation GIF: the run has no checkpoints/best.safetensors.")
+    if gifs:
+        clip, note = val_clip(run, media)
+        clips += [clip] if clip is not None else []
+        notes += [note] if note else []
     scores = run.test_dir / "scores.csv"
     if scores.is_file():
         with open(scores, newline="") as f:

@@ -1,23 +1,23 @@
-"""Crops around the dancer, true against predicted, at a few frame indices of one test sequence.
+"""Crops around the dancer, true against predicted, at a few frame indices of the validation video.
 
 Whole frames at 32x64 show the dancer a few pixels tall; a crop of the person box, enlarged, shows whether
 arms, hands and head are kept. The box comes from the true frame's pose label (:func:`posevae.metrics.
 person_box_mask`), widened to a fixed aspect so every crop has the same shape, and is used for the truth and
-for every run's prediction of that frame. Reads the dataset's test split (first frame, labels, truth) and
-each run's ``RUN/test/seq<name>/frames/<k>.png`` as written by ``posevae test``.
+for every run's prediction of that frame. Reads each run's ``RUN/val_best_frames.npz`` (the rollout
+validation scored at the best epoch, with the true frames and labels), as written by training.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from PIL import Image
 
 from posevae.metrics import person_box_mask
+from posevae.run_folder import ValFrames
 
 CROP_COLUMNS = 6  # frame indices shown, evenly spaced over frames 1..N-1
 CROP_ASPECT = 0.75  # width / height of every crop (a standing person is taller than wide)
@@ -25,13 +25,11 @@ CROP_ASPECT = 0.75  # width / height of every crop (a standing person is taller 
 
 @dataclass(frozen=True)
 class CropSource:
-    """One test sequence with ground truth: its name, true frames and labels, uint8 (N, 3, H, W), and the
-    submission.csv id of its frame 0 (the frames of the sequences before it)."""
+    """One video with ground truth: its name, true frames and labels, uint8 (N, 3, H, W)."""
 
     name: str
     truth: np.ndarray
     labels: np.ndarray
-    first_id: int = 0
 
 
 def crop_indices(n_frames: int, count: int = CROP_COLUMNS) -> list[int]:
@@ -64,61 +62,24 @@ def _centred_start(lo: int, hi: int, size: int, limit: int) -> int:
     return int(min(max(start, 0), limit - size))
 
 
-def first_source_with_truth(DR: str | Path, frame_H: int, frame_W: int) -> CropSource | None:
-    """The first test sequence of ``DR`` that has ground truth, or None (no test split, no truth)."""
-    from posevae.data.lab import load_test_sequences
-    from posevae.errors import UserError
-
-    try:
-        sequences = load_test_sequences(DR, frame_H, frame_W, progress=False)
-    except UserError:
-        return None
-    first_id = 0
-    for seq in sequences:
-        if seq.truth is not None and seq.truth.shape[0] > 1:
-            return CropSource(seq.name, seq.truth.numpy(), seq.labels.numpy(), first_id)
-        first_id += seq.labels.shape[0]
-    return None
-
-
-def read_predicted(run: Path, source: CropSource, indices: list[int]) -> np.ndarray | None:
-    """A run's predicted frames at ``indices`` (K, 3, H, W) uint8 from RUN/test: the frame PNGs when
-    ``posevae test`` wrote them, else the rows of submission.csv (``posevae compare`` writes no PNGs);
-    None when neither is there or the sizes do not fit."""
-    folder = run / "test" / f"seq{source.name}" / "frames"
-    if all((folder / f"{k}.png").is_file() for k in indices):
-        frames = []
-        for k in indices:
-            with Image.open(folder / f"{k}.png") as im:
-                frames.append(np.asarray(im.convert("RGB")).transpose(2, 0, 1))
-        if any(f.shape != source.truth.shape[1:] for f in frames):
-            return None
-        stacked = np.stack(frames)
-    else:
-        flat = _submission_rows(run / "test" / "submission.csv", [source.first_id + k for k in indices])
-        if flat is None or flat.shape[1] != source.truth[0].size:
-            return None
-        stacked = flat.reshape(len(indices), *source.truth.shape[1:])  # the CSV holds C, H, W order
-    return stacked if stacked.shape[1:] == source.truth.shape[1:] else None
-
-
-def _submission_rows(path: Path, ids: list[int]) -> np.ndarray | None:
-    """The rows of the course-format CSV with these ids as flat uint8 frames (K, C*H*W); None when the file
-    or a row is missing."""
-    if not path.is_file():
-        return None
-    wanted, rows = set(ids), {}
-    with open(path) as f:
-        next(f, None)  # header: id,0,1,...
-        for line in f:
-            row_id = int(line[:line.index(",")])
-            if row_id in wanted:
-                rows[row_id] = np.array(line.rstrip("\n").split(",")[1:], dtype=np.uint8)
-                if len(rows) == len(wanted):
-                    break
-    if len(rows) != len(wanted):
-        return None
-    return np.stack([rows[i] for i in ids])
+def val_crops(frames_by_run: Mapping[str, ValFrames | None]
+              ) -> tuple[CropSource, dict[str, np.ndarray], list[int]] | None:
+    """The crops' source (the first run's true validation frames and labels), each run's predicted frames at
+    the crop indices, and those indices; runs without frames, or whose true frames differ from the
+    source's (another dataset or size), are left out. None when no run has frames to crop."""
+    source, predictions, indices = None, {}, []
+    for name, frames in frames_by_run.items():
+        if frames is None:
+            continue
+        if source is None:
+            indices = crop_indices(frames.true.shape[0])
+            if not indices:
+                continue
+            source = CropSource("Validation video at each run's best epoch", frames.true, frames.labels)
+        if frames.true.shape == source.truth.shape and np.array_equal(frames.true[indices],
+                                                                      source.truth[indices]):
+            predictions[name] = frames.pred[indices]
+    return (source, predictions, indices) if source is not None else None
 
 
 def draw_person_crops(source: CropSource, predictions: dict[str, np.ndarray], indices: list[int],
@@ -143,5 +104,5 @@ def draw_person_crops(source: CropSource, predictions: dict[str, np.ndarray], in
                 ax.set_title(f"frame {k}", fontsize=9)
             if c == 0:
                 ax.set_ylabel(name, fontsize=9)
-    fig.suptitle(f"Test sequence {source.name}: crops around the dancer", fontsize=10)
+    fig.suptitle(f"{source.name}: crops around the dancer", fontsize=10)
     return fig

@@ -13,6 +13,8 @@ What the seed report shows, from the user's own runs (each a folder written by `
     figures/fig8_val_psnr_pose   validation pose-region PSNR per epoch      metrics.csv  val_psnr_pose
     figures/fig9_per_frame_psnr_pose  per-frame pose-region PSNR over the    val_psnr_per_frame.csv
                                  validation video (best epoch of each run)   psnr_pose
+    figures/fig10_person_crops   crops around the dancer, true and each      val_best_frames.npz
+                                 run's prediction (best epoch of each run)
     table.md, table.csv          best / last val PSNR, epoch of best, pose-region and person-box PSNR
                                  (validation at the best epoch, test), test PSNR / SSIM, training time
     index.html                   the table, the figures, and per run a GIF of predicted | true frames
@@ -302,32 +304,21 @@ def psnr_curve(frames: np.ndarray, psnr_db: np.ndarray, title: str, style: Style
     return save_figure(fig, stem, formats=("png",))
 
 
-# (file name, drawing function, caption on the page), in the seed report's order
 def fig_person_crops(runs: Sequence[RunData], stem: Path) -> list[Path]:
-    """Crops around the dancer at a few frames of the first test sequence with ground truth: the truth, then
-    each tested run's prediction (posevae.report.crops)."""
-    from posevae.report.crops import crop_indices, draw_person_crops, first_source_with_truth, read_predicted
+    """Crops around the dancer at a few frames of the validation video: the truth, then each run's prediction
+    at its best epoch, from RUN/val_best_frames.npz (posevae.report.crops)."""
+    from posevae.report.crops import draw_person_crops, val_crops
 
-    source, predictions = None, {}
-    for run in runs:
-        if run.test is None:  # not tested, or tested without ground truth
-            continue
-        model = run.config.get("model", {})
-        dataset = run.test.get("dataset") or run.config.get("data", {}).get("DR")
-        if source is None and dataset:
-            source = first_source_with_truth(dataset, model.get("frame_H", 32), model.get("frame_W", 64))
-        if source is not None:
-            indices = crop_indices(source.truth.shape[0])
-            frames = read_predicted(run.path, source, indices)
-            if frames is not None:
-                predictions[run.name] = frames
-    if source is None or not predictions:
+    crops = val_crops({run.name: run.val_frames for run in runs})
+    if crops is None:
         fig, ax = _new_axes("Crops around the dancer", "", "")
-        _say_empty(ax, "test frames with ground truth (posevae test into RUN/test)")
+        _say_empty(ax, "the best epoch's validation frames (RUN/val_best_frames.npz, written by training)")
         return save_figure(fig, stem)
+    source, predictions, indices = crops
     return save_figure(draw_person_crops(source, predictions, indices, FIGURE_SIZE), stem)
 
 
+# (file name, drawing function, caption on the page), in the seed report's order
 FIGURES: list[tuple[str, Callable[[Sequence[RunData], Path], list[Path]], str]] = [
     ("fig1_beta", fig_beta, "KL weight β per epoch under each annealing strategy."),
     ("fig2_val_psnr", fig_val_psnr, (
@@ -354,8 +345,9 @@ FIGURES: list[tuple[str, Callable[[Sequence[RunData], Path], list[Path]], str]] 
         "Per-frame pose-region PSNR over the validation video at each run's best epoch, beside Figure 7.")),
     ("fig10_person_crops", fig_person_crops, (
         "Crops around the dancer (the person box of the true frame's pose label, enlarged) at a few frames "
-        "of the first test sequence: the true frame, then each run's prediction. Whole frames hide whether "
-        "arms, hands and head are kept; these crops show it.")),
+        "of the validation video: the true frame, then each run's prediction at its best epoch (the rollout "
+        "of Figures 7 and 9). Whole frames hide whether arms, hands and head are kept; these crops show "
+        "it.")),
 ]
 
 

@@ -1,5 +1,6 @@
 """What the report reads from a run folder: config.json, metrics.csv, val_psnr_per_frame.csv,
-test/summary.json, and the one style (colour, line, marker) each run keeps in every figure.
+val_best_frames.npz, test/summary.json, and the one style (colour, line, marker) each run keeps in every
+figure.
 
 Fixed styles for the KL annealing strategies None / Monotonic / Cyclical / FuCyclical, a palette for other
 runs.
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from posevae.errors import UserError
-from posevae.run_folder import METRIC_COLUMNS
+from posevae.run_folder import METRIC_COLUMNS, VAL_FRAMES, ValFrames, read_val_frames
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class RunData:
     test: dict[str, Any] | None = None  # RUN/test/summary.json when the run was tested with ground truth
     style: Style = field(default=STRATEGY_STYLES["None"])
     per_frame_pose: np.ndarray | None = None  # the same frames' pose-region PSNR (dB; NaN: empty label)
+    val_frames: ValFrames | None = None  # val_best_frames.npz: the val video's frames at the best epoch
+    val_frames_note: str = ""  # why val_frames is None, in one line
 
     @property
     def strategy(self) -> str:
@@ -96,7 +99,8 @@ def read_csv_columns(path: Path) -> dict[str, np.ndarray]:
 
 
 def load_run(path: str | Path, name: str | None = None) -> RunData:
-    """Read one run folder (config.json, metrics.csv, val_psnr_per_frame.csv, test/summary.json)."""
+    """Read one run folder (config.json, metrics.csv, val_psnr_per_frame.csv, val_best_frames.npz,
+    test/summary.json)."""
     path = Path(path)
     metrics_path = path / "metrics.csv"
     if not metrics_path.is_file():
@@ -120,7 +124,22 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
         test = json.loads(summary.read_text())
         if test.get("mean_psnr") is None:  # tested without ground truth: nothing to score
             test = None
-    return RunData(name or path.name, path, config, metrics, per_frame, test, per_frame_pose=per_frame_pose)
+    val_frames, val_frames_note = _val_frames(path)
+    return RunData(name or path.name, path, config, metrics, per_frame, test, per_frame_pose=per_frame_pose,
+                   val_frames=val_frames, val_frames_note=val_frames_note)
+
+
+def _val_frames(path: Path) -> tuple[ValFrames | None, str]:
+    """RUN/val_best_frames.npz, or None and why not (a run trained before training wrote it, a bad file)."""
+    try:
+        frames = read_val_frames(path / VAL_FRAMES)
+    except UserError as err:
+        return None, str(err)
+    if frames is None:
+        return None, (f"{path / VAL_FRAMES} does not exist (training writes it at each new best epoch; a run "
+                      "trained by an older posevae lacks it): train the run again with this version to draw "
+                      "its validation GIF and crops.")
+    return frames, ""
 
 
 def run_names(paths: Sequence[Path], names: Sequence[str] | None = None) -> list[str]:

@@ -13,12 +13,12 @@ from posevae.report.tables import table_rows, write_tables
 
 
 def write_report(runs: list[Path], out: Path, names: list[str] | None = None, *, gifs: bool = True,
-                 device: str = "auto", title: str = "posevae: KL annealing and teacher forcing") -> Path:
+                 title: str = "posevae: KL annealing and teacher forcing") -> Path:
     """Read the run folders; write out/figures/*.png|svg, out/table.md|csv, out/media/ and out/index.html.
 
-    ``names`` label the runs in legends and the table (default: the folder names). ``gifs`` renders each
-    run's validation GIF from its best checkpoint (needs the run's dataset; written into the run folder and
-    reused while the checkpoint is unchanged). Returns the path of index.html.
+    Only the run folders are read (no model, no dataset) and nothing is written into them. ``names`` label
+    the runs in legends and the table (default: the folder names). ``gifs`` draws each run's validation GIF
+    from its RUN/val_best_frames.npz. Returns the path of index.html.
     """
     if not runs:
         raise UserError("posevae report needs at least one run folder.")
@@ -34,6 +34,6 @@ def write_report(runs: list[Path], out: Path, names: list[str] | None = None, *,
     figures = write_figures(data, out / "figures")
     rows = table_rows(data)
     write_tables(rows, out)
-    clips = {run.name: collect_clips(run, out / "media", gifs=gifs, device=device) for run in data}
+    clips = {run.name: collect_clips(run, out / "media", gifs=gifs) for run in data}
     return write_index(out, title=title, rows=rows, figures=figures,
                        captions={name: caption for name, _, caption in FIGURES}, runs=data, clips=clips)

@@ -31,13 +31,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from posevae.config import SEED_STRIDE, RunConfig
-from posevae.data.lab import ClipDataset
+from posevae.data.lab import ClipDataset, Video
 from posevae.device import autocast_for, training_precision
 from posevae.errors import UserError
 from posevae.files import atomic_write_text
 from posevae.model.checkpoint import Checkpoint, save_checkpoint
 from posevae.model.rollout import to_unit_float
-from posevae.run_folder import RunFolder, per_frame_csv
+from posevae.run_folder import RunFolder, ValFrames, per_frame_csv, write_val_frames
 from posevae.schedules import kl_beta, teacher_forcing_ratio
 from posevae.training import distributed
 from posevae.training.clips import DeviceBatches, VideoOnDevice
@@ -47,6 +47,7 @@ from posevae.training.setup import (
     TrainingData,
     build_optimisation,
     load_training_data,
+    record_data_skeleton,
     start_or_resume,
 )
 from posevae.training.step import ClipStats, Optimisation, train_batch
@@ -195,15 +196,17 @@ def train_epoch(opt: Optimisation, loader: DataLoader | DeviceBatches, plan: Epo
 
 
 def save_checkpoints(run: RunFolder, cfg: RunConfig, opt: Optimisation, epoch: int, val: dict[str, Any],
-                     best_psnr: float, is_best: bool) -> None:
-    """RUN/checkpoints: best.safetensors (and the per-frame CSV) when this epoch is the best, epoch_N every
-    per_save epochs, and last."""
+                     best_psnr: float, is_best: bool, val_video: Video) -> None:
+    """RUN/checkpoints: best.safetensors (and the per-frame CSV and val_best_frames.npz, the scored rollout
+    of ``val_video``) when this epoch is the best, epoch_N every per_save epochs, and last."""
     state = Checkpoint(cfg, opt.model.state_dict(), {"epoch": epoch, "best_psnr": best_psnr,
                                                        "scheduler": opt.scheduler.state_dict(),
                                                        "val_psnr": val["val_psnr"]},
                        opt.optimizer.state_dict())
     if is_best:
         save_checkpoint(run.best, state)
+        write_val_frames(run.val_frames, ValFrames(epoch, val["pred_frames"].cpu().numpy(),
+                                                   val_video.frames.numpy(), val_video.labels.numpy()))
         atomic_write_text(run.per_frame, per_frame_csv(val["per_frame"]))
     if (epoch + 1) % cfg.train.per_save == 0:
         save_checkpoint(run.checkpoints / f"epoch_{epoch + 1}.safetensors", state)
@@ -222,12 +225,12 @@ def finish_epoch(run: RunFolder, cfg: RunConfig, opt: Optimisation, data: Traini
     val = evaluate_video(opt.model, data.val_video, device=device, beta=plan.beta,
                          noise_scale=cfg.sample.noise_scale, seed=cfg.sample.sample_seed,
                          kl_norm=cfg.train.kl_norm)
-    row.update({k: v for k, v in val.items() if k != "per_frame"})
+    row.update({k: v for k, v in val.items() if k not in ("per_frame", "pred_frames")})
     row["seconds"] = time.perf_counter() - started
     log.write(row)
     is_best = val["val_psnr"] > best_psnr
     best_psnr = max(best_psnr, val["val_psnr"])
-    save_checkpoints(run, cfg, opt, plan.epoch, val, best_psnr, is_best)
+    save_checkpoints(run, cfg, opt, plan.epoch, val, best_psnr, is_best, data.val_video)
     if progress:
         print_epoch(row, cfg.train.num_epoch, totals.last_teacher_forcing, is_best)
     return best_psnr
@@ -246,6 +249,7 @@ def _train(cfg: RunConfig, device: torch.device, *, resume: bool, progress: bool
     t, run, main = cfg.train, RunFolder(cfg.train.save_root), distributed.is_main()
     with distributed.fail_together():  # a UserError on any rank stops every rank
         start = start_or_resume(run, cfg, resume)
+        cfg = record_data_skeleton(cfg, start.checkpoint)  # how the data's poses are drawn, where recorded
         data = load_training_data(cfg, distributed.world_size(), progress)
         if main:
             run.prepare()  # after the data checks, so bad input leaves no run folder behind

@@ -3,14 +3,17 @@ model with its optimizer and learning-rate schedule."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from posevae.config import DataConfig, RunConfig, config_diff
+from posevae.config import SKELETON_NAMES, DataConfig, RunConfig, SkeletonName, config_diff
 from posevae.data.lab import ClipDataset, Video, load_val_video, load_video
 from posevae.errors import UserError
 from posevae.model.checkpoint import Checkpoint, load_checkpoint
@@ -18,8 +21,17 @@ from posevae.model.vae import PoseVAE
 from posevae.run_folder import RunFolder
 from posevae.training.step import Optimisation, batched_step_frames
 
-# Keys of the config that may differ when resuming (they do not change the numbers; a run folder may move).
-RESUMABLE_CHANGES = {"train.device", "data.num_workers", "data.cache_dir", "data.DR", "train.save_root"}
+# Keys of the config that may differ when resuming (they do not change the numbers; a run folder may move;
+# data.skeleton is a record read from the data when training starts, absent from runs started before it).
+RESUMABLE_CHANGES = {"train.device", "data.num_workers", "data.cache_dir", "data.DR", "train.save_root",
+                     "data.skeleton"}
+
+
+def config_changes(stored: RunConfig, requested: RunConfig) -> list[str]:
+    """How ``requested`` differs from the ``stored`` config of a run in what a resumed or reused run may not
+    change (everything but RESUMABLE_CHANGES): ['train.lr: 0.001 != 0.0005', ...]; empty when it may."""
+    return [line for line in config_diff(stored.to_dict(), requested.to_dict())
+            if line.split(":")[0] not in RESUMABLE_CHANGES]
 
 
 @dataclass
@@ -45,8 +57,7 @@ def start_or_resume(run: RunFolder, cfg: RunConfig, resume: bool) -> RunStart:
         raise UserError(f"Nothing to resume in {run.root}: {run.last} does not exist. Start the run without "
                         "--resume, or pass the folder of an earlier run.")
     ckpt = load_checkpoint(run.last)
-    diff = [line for line in config_diff(ckpt.config.to_dict(), cfg.to_dict())
-            if line.split(":")[0] not in RESUMABLE_CHANGES]
+    diff = config_changes(ckpt.config, cfg)
     if diff:
         raise UserError(f"The run in {run.root} was started with another config ({'; '.join(diff)}; "
                         "stored != requested): resume with the stored options (just `--resume RUN`) or "
@@ -57,6 +68,33 @@ def start_or_resume(run: RunFolder, cfg: RunConfig, resume: bool) -> RunStart:
                         f"to resume. Its best checkpoint is {run.best}.")
     rows = [r for r in run.read_metrics() if int(r["epoch"]) < start_epoch]
     return RunStart(start_epoch, ckpt.train_state.get("best_psnr", -math.inf), rows, ckpt)
+
+
+def data_skeleton(root: str | Path) -> SkeletonName | None:
+    """How the pose labels of the dataset at ``root`` are drawn ("demo" or "openpose"), as its keypoints.json
+    (``posevae data demo`` and ``from-video``) or from_video.json records it; None when neither does (the
+    course's dataset, or one written before the record)."""
+    for name in ("keypoints.json", "from_video.json"):
+        try:
+            record = json.loads((Path(root) / name).read_text())
+        except (OSError, ValueError):
+            continue
+        value = record.get("skeleton") if isinstance(record, dict) else None
+        for name in SKELETON_NAMES:
+            if value == name:
+                return name
+    return None
+
+
+def record_data_skeleton(cfg: RunConfig, checkpoint: Checkpoint | None = None) -> RunConfig:
+    """``cfg`` with ``data.skeleton`` read from its dataset; when the dataset records none, ``cfg``'s own,
+    else that of the ``checkpoint`` a resumed run continues from (None: unknown)."""
+    skeleton = (data_skeleton(cfg.data.DR) if cfg.data.DR else None) or cfg.data.skeleton
+    if skeleton is None and checkpoint is not None:
+        skeleton = checkpoint.config.data.skeleton
+    if skeleton == cfg.data.skeleton:
+        return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, skeleton=skeleton))
 
 
 @dataclass

@@ -10,6 +10,7 @@ import torch
 
 from posevae.data.lab import Video
 from posevae.losses import KLNorm, reconstruction_mse, step_kl
+from posevae.media import to_uint8
 from posevae.metrics import frame_and_person_psnr, psnr
 from posevae.model.rollout import evaluating, rollout, to_unit_float
 from posevae.model.vae import PoseVAE, StepOutput
@@ -36,7 +37,8 @@ def evaluate_video(
     (BatchNorm in eval mode treats rows apart), the prior's row drawing its noise from a generator seeded
     ``seed`` as a rollout of its own would, the posterior's from ``seed + 1``. The metrics are computed on
     the device and read back once. "per_frame" holds the per-frame values of frames 1..T-1
-    ({"psnr", "psnr_pose", "psnr_box"} -> list).
+    ({"psnr", "psnr_pose", "psnr_box"} -> list). "pred_frames" is the scored rollout itself as uint8
+    (T, 3, H, W), frame 0 the given one, left on the device (training copies it out at a new best epoch only).
     """
     frames = to_unit_float(video.frames[None], device)  # (1, T, 3, H, W)
     poses = to_unit_float(video.labels[None], device)
@@ -58,6 +60,7 @@ def evaluate_video(
         steps = frames.shape[1] - 1
         means = torch.stack([per_frame["psnr"].mean(), psnr(both[1, 1:], frames[0, 1:]).mean(),
                              per_frame["psnr_pose"].nanmean(), per_frame["psnr_box"].nanmean()]).double()
+        pred_frames = to_uint8(both[0])  # what is scored above; stays on the device until a new best epoch
         read = torch.cat([means, sums / steps, *(v.double() for v in per_frame.values())]).tolist()  # once
     val_psnr, val_psnr_posterior, pose, box, mse, kl = read[:6]
     curves = [read[6 + k * steps: 6 + (k + 1) * steps] for k in range(len(per_frame))]
@@ -70,4 +73,5 @@ def evaluate_video(
         "val_psnr_pose": pose,  # NaN only when no label has a pose pixel
         "val_psnr_box": box,
         "per_frame": dict(zip(per_frame, curves, strict=True)),
+        "pred_frames": pred_frames,
     }

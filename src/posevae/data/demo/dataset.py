@@ -23,11 +23,10 @@ The dataset is rendered into a hidden sibling folder and moved into place at the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
-import secrets
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -38,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from posevae.data.demo import camera as demo_camera
+from posevae.data.demo import humanoid
 from posevae.data.demo import motion as demo_motion
-from posevae.data.demo import skeleton as demo_skeleton
 from posevae.data.png import write_png
 from posevae.errors import UserError
-from posevae.files import replace_folder
+from posevae.files import atomic_folder
 
 if TYPE_CHECKING:  # pybullet is imported only where a scene is rendered
     from posevae.data.demo.scene import Scene
@@ -231,7 +230,7 @@ def _work_render(task: dict) -> int:
             img = compose(person, mask, img)
         for rel in task["img_paths"][i]:
             write_png(root / rel, img)
-        label = np.asarray(demo_skeleton.draw_skeleton(task["kp2d"][i], w, h))
+        label = np.asarray(humanoid.draw_skeleton(task["kp2d"][i], w, h))
         write_png(root / task["label_paths"][i], label)
     return len(task["rows"])
 
@@ -257,10 +256,10 @@ def _plan_render(
     kp2d = demo_camera.project_video(kp3, cam.views, cam.proj, width, height).astype(np.float32)
     np.save(root / video.kp_path, kp2d)
     feet = [
-        demo_skeleton.JOINT_NAMES.index(n) for n in ("right_ankle", "left_ankle", "right_toe", "left_toe")
+        humanoid.JOINT_NAMES.index(n) for n in ("right_ankle", "left_ankle", "right_toe", "left_toe")
     ]
     shadow_h = np.maximum(kp3[:, feet, 1].min(axis=1) - 0.04, 0.0)
-    pelvis = demo_skeleton.JOINT_NAMES.index("pelvis")
+    pelvis = humanoid.JOINT_NAMES.index("pelvis")
     shadow_xz = kp3[:, pelvis][:, [0, 2]]
     return [
         {
@@ -309,7 +308,7 @@ def _validate(**sizes: int) -> None:
 
 def _check_assets() -> None:
     """pybullet, its motion clips and its humanoid must be installed; say how to fix it otherwise."""
-    from posevae.data.demo.scene import quiet_c_output
+    from posevae.data.native_output import quiet_c_output
 
     try:
         with quiet_c_output():  # pybullet prints its build time on import
@@ -387,10 +386,8 @@ def _render(
     total = sum(v.n_frames for v in videos)
     n_proc = _n_workers(total, workers)
 
-    tmp = out.with_name(f".{out.name}.rendering-{os.getpid()}-{secrets.token_hex(4)}")
-    os.mkdir(tmp)
     pool = None
-    try:
+    with atomic_folder(out) as tmp, _shut_down_on_error(lambda: pool):
         for d in ("train/train_img", "train/train_label", "val/val_img", "val/val_label"):
             (tmp / d).mkdir(parents=True)
         for i in range(n_test):
@@ -430,7 +427,7 @@ def _render(
                     bar.update(_work_render(t))
 
         with open(tmp / "keypoints.json", "w") as f:
-            json.dump(demo_skeleton.keypoint_spec(), f, indent=1)
+            json.dump(humanoid.keypoint_spec("demo"), f, indent=1)  # records "skeleton": "demo"
         marker = {
             "format": DEMO_FORMAT,
             "version": DEMO_VERSION,
@@ -444,19 +441,26 @@ def _render(
             "fps": demo_motion.FPS,
             "source": "DeepMimic motion capture clips shipped with pybullet (pybullet_data/data/motions), "
             "rendered with pybullet's ER_TINY_RENDERER",
-            "joints": len(demo_skeleton.JOINT_NAMES),
+            "joints": len(humanoid.JOINT_NAMES),
             "clips": {v.key: [s.as_dict() for s in v.segments] for v in videos},
         }
         with open(tmp / MARKER, "w") as f:
             json.dump(marker, f, indent=1)
         _check_target(out)
-        replace_folder(tmp, out)
-    except BaseException:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
+
+
+@contextlib.contextmanager
+def _shut_down_on_error(pool: Callable[[], ProcessPoolExecutor | None]) -> Iterator[None]:
+    """On an error in the block, shut down the process pool ``pool()`` (if any), waiting for its workers:
+    they write into the folder that is removed next."""
+    try:
+        yield
+    except BaseException:
+        executor = pool()
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        raise
 
 
 __all__ = ["DEMO_FORMAT", "DEMO_VERSION", "read_demo_marker", "render_demo_dataset", "write_preview"]

@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import secrets
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +33,7 @@ import numpy as np
 from posevae.data.demo import dataset as demo
 from posevae.data.demo import motion as demo_motion
 from posevae.errors import UserError
-from posevae.files import replace_folder
+from posevae.files import atomic_folder
 
 POSES_FORMAT = "posevae-demo-poses"
 MARKER = "poses.json"
@@ -164,9 +161,7 @@ def render_clip_poses(
         azimuth_offset=azimuth_offset,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.rendering-{os.getpid()}-{secrets.token_hex(4)}")
-    os.mkdir(tmp)
-    try:
+    with atomic_folder(out) as tmp:
         (tmp / "frames").mkdir()
         fk = [demo._work_fk(rows[a:b]) for a, b in demo._chunks(n_frames)]
         tasks = demo._plan_render(video, fk, tmp, width, height, hide_person=False)
@@ -191,10 +186,6 @@ def render_clip_poses(
         with open(tmp / MARKER, "w") as f:
             json.dump(marker, f, indent=1)
         _check_target(out)
-        replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -11,16 +11,13 @@ The world is DeepMimic's: y up, metres.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import sys
-from collections.abc import Iterator
 
 import numpy as np
 
+from posevae.data.demo.humanoid import LINKS_NEEDED, SCALE, keypoints_from_link_states
 from posevae.data.demo.motion import JOINT_INDICES, POSE_DIM, REVOLUTE
-from posevae.data.demo.skeleton import LINKS_NEEDED, SCALE, keypoints_from_link_states
+from posevae.data.native_output import quiet_c_output
 
 REVOLUTE_LINKS = frozenset(link for _, link, _ in REVOLUTE)
 
@@ -53,33 +50,6 @@ SKY_HORIZON = np.array([0.82, 0.84, 0.86])
 HAZE_START, HAZE_DIST = 3.0, 20.0  # metres: the floor fades into the horizon colour beyond HAZE_START
 SHADOW_RADIUS = 0.38
 SHADOW_STRENGTH = 0.35
-
-
-@contextlib.contextmanager
-def quiet_c_output() -> Iterator[None]:
-    """Silence what pybullet's C++ prints straight to the process's stdout/stderr (its build time on import,
-    a warning per joint of humanoid.urdf); Python-level output is flushed first and unaffected after."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = []
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    try:
-        for fd in (1, 2):
-            try:
-                saved.append((fd, os.dup(fd)))
-                os.dup2(devnull, fd)
-            except OSError:
-                pass
-        yield
-    finally:
-        for fd, copy in saved:
-            os.dup2(copy, fd)
-            os.close(copy)
-        os.close(devnull)
 
 
 class Scene:

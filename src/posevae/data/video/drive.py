@@ -2,10 +2,12 @@
 
 The video's poses are extracted as ``posevae data from-video`` extracts them (video mode, cached). Every
 frame needs a pose here: short gaps are interpolated, and frames in long gaps or before the first frame
-with a person hold the nearest pose. The joints are then either normalised to the target person, found in
-the first frame by MediaPipe's static mode (:mod:`.normalise`), or, with ``normalise=False``, placed in the
-steady person-centred crop that ``from-video`` writes its training frames with. The same crop of the
-source frames goes into the side-by-side video.
+with a person hold the nearest pose. The joints are then either normalised to the target person
+(Everybody Dance Now's global pose normalisation, :mod:`.normalise`: the target measured over its
+dataset's keypoints when the first frame is one of a posevae dataset, else found in the first frame by
+MediaPipe's static mode), or, with ``normalise=False``, placed in the steady person-centred crop that
+``from-video`` writes its training frames with. The same crop of the source frames goes into the side-by-side
+video.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from posevae.config import SkeletonName
 from posevae.data.skeleton import draw_skeleton
 from posevae.data.video import track
-from posevae.data.video.cache import default_cache_dir, open_store, source_key
 from posevae.data.video.decode import VIDEO_SUFFIXES, open_source
 from posevae.data.video.estimate import Landmarks, PoseEstimator, map_landmarks
 from posevae.data.video.normalise import normalise_poses
 from posevae.data.video.pipeline import WORKING_SIDE, PersonTrack, crop_boxes, extract, person_track
+from posevae.data.video.store import default_store_dir, open_store, source_key
 from posevae.errors import UserError
 
 BLACK_LEVEL = 12  # a pixel whose channels are all at most this is black
@@ -93,23 +96,45 @@ def _hold_outside(person: PersonTrack) -> np.ndarray:
     return person.joints[source]
 
 
-def target_skeleton(first_frame: Path, H: int, W: int) -> np.ndarray:
-    """The joints (J, 2) of the person in ``first_frame``, in the pixels of the frame resized to H x W."""
+def _dataset_root(image: Path) -> Path | None:
+    """The posevae dataset (demo or from-video layout: keypoints.json and train/train_keypoints.npy) that
+    ``image`` lies in, looking up to four folders up; None if it lies in none."""
+    for folder in list(image.resolve().parents)[:4]:
+        if (folder / "keypoints.json").is_file() and (folder / "train" / "train_keypoints.npy").is_file():
+            return folder
+    return None
+
+
+def target_joints(
+    first_frame: Path, skeleton: SkeletonName = "demo"
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The target person's joints (M, J, 2) in the pixels of ``first_frame``, and its size (width, height).
+
+    From the keypoints of its dataset's training frames when the frame is one of a posevae dataset (the
+    person's whole range of positions, as Everybody Dance Now measures its target video), else found by
+    MediaPipe's static mode in the one frame (M = 1)."""
     with Image.open(first_frame) as im:
         image = im.convert("RGB")
-    if min(image.size) < MIN_DETECT_SIDE:  # a model-sized frame (32x64): enlarge it for the detector
-        factor = math.ceil(MIN_DETECT_SIDE / min(image.size))
-        image = image.resize((image.width * factor, image.height * factor), Image.Resampling.BICUBIC)
-    rgb = np.asarray(image)
-    with PoseEstimator(static=True) as estimator:
-        xy, vis = estimator(rgb)
-    joints = map_landmarks(Landmarks(xy[None], vis[None]))[0]
-    if not track.has_person(joints[None])[0]:
+    root = _dataset_root(first_frame)
+    if root is not None:
+        try:
+            joints = np.load(root / "train" / "train_keypoints.npy", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise UserError(f"Cannot read {root / 'train' / 'train_keypoints.npy'} ({err}): it is corrupt; "
+                            "write the dataset again, or pass --no-normalise.") from None
+        if joints.ndim == 3 and joints.shape[2] == 2 and len(joints):
+            return joints.astype(np.float32), image.size
+    factor = math.ceil(MIN_DETECT_SIDE / min(image.size)) if min(image.size) < MIN_DETECT_SIDE else 1
+    detect = image.resize((image.width * factor, image.height * factor), Image.Resampling.BICUBIC)
+    with PoseEstimator(static=True) as estimator:  # a model-sized frame (32x64) is enlarged for the detector
+        xy, vis = estimator(np.asarray(detect))
+    joints = map_landmarks(Landmarks(xy[None], vis[None]), skeleton=skeleton)
+    if not track.has_person(joints)[0]:
         raise UserError(
             f"No person was found in the first frame {first_frame}, so the video's poses cannot be "
             "normalised to it: pass --no-normalise, or a first frame that shows the person."
         )
-    return joints * np.array([W / rgb.shape[1], H / rgb.shape[0]], np.float32)
+    return joints / factor, image.size
 
 
 def poses_from_video(
@@ -122,15 +147,16 @@ def poses_from_video(
     limit: int | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    skeleton: SkeletonName = "demo",
 ) -> DrivenPoses:
     """Pose labels (and the cropped source frames) of the first ``limit`` frames of ``video`` at H x W."""
     video, first_frame = Path(video), Path(first_frame)
     source = open_source(video)
-    target = target_skeleton(first_frame, H, W) if normalise else None  # before the slow part: it may fail
-    cache = default_cache_dir() if cache_dir is None else cache_dir
+    target = target_joints(first_frame, skeleton) if normalise else None  # before the slow part: it may fail
+    cache = default_store_dir() if cache_dir is None else cache_dir
     with open_store(cache, source_key(source, None, WORKING_SIDE)) as store:
         ex = extract(source, store, fps=None, max_side=WORKING_SIDE, progress=progress)
-        person = person_track(ex.landmarks, ex.fps, MAX_GAP_S, 0.5)
+        person = person_track(ex.landmarks, ex.fps, MAX_GAP_S, 0.5, skeleton=skeleton)
         if not person.segments:
             raise UserError(
                 f"No person was found in any of the {len(person.found)} frames of {video}: pass a video "
@@ -140,16 +166,20 @@ def poses_from_video(
         hold = PersonTrack(joints, person.found[:limit], [(0, len(joints))])
         boxes = crop_boxes(hold, ex.frames.shape[2], ex.frames.shape[1], H, W, SMOOTH_S * ex.fps)
         crops = np.stack([track.crop(ex.frames[t], boxes[t], H, W) for t in range(len(joints))])
-    if target is not None:
-        first_seen = int(np.flatnonzero(person.found)[0])
-        placed = normalise_poses(joints, person.joints[first_seen], target, str(video))
+    if target is not None:  # mapped into the first frame's pixels, then resized with it to the model's
+        target_kp, (width, height) = target
+        to_model = np.array([W / width, H / height], np.float32)
+        placed = normalise_poses(joints, target_kp, str(video)) * to_model
     else:
         placed = track.to_crop(joints, boxes, H, W)
-    labels = np.stack([np.asarray(draw_skeleton(kp, W, H)) for kp in placed])
+    labels = np.stack([np.asarray(draw_skeleton(kp, W, H, skeleton)) for kp in placed])
     info = {
         "detection_rate": round(person.detection_rate, 4),
         "frames": len(person.found),
         "normalised": normalise,
+        "normalised_to": (None if target is None else "the first frame's person" if len(target[0]) == 1
+                          else f"the keypoints of {len(target[0])} training frames of the first frame's "
+                          "dataset"),
         "extraction_fps": round(len(person.found) / ex.seconds, 1) if ex.seconds else None,
         "from_cache": ex.cached,
     }

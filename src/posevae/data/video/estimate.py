@@ -1,16 +1,23 @@
 """Pose estimation with MediaPipe Pose (0.10.21, ``solutions.pose`` at ``model_complexity=1``), and the
-mapping of its 33 landmarks onto posevae's 18 skeleton joints (:mod:`posevae.data.skeleton`).
+mapping of its 33 landmarks onto the 18 joints of posevae's skeletons (:mod:`posevae.data.skeleton`).
 
 MediaPipe 0.10.21 is the last release whose pose weights ship inside the wheel (later releases download
 them at run time, which cannot work offline). It is an optional dependency, the ``video`` extra, imported
 only when poses are extracted: without it :func:`import_mediapipe` raises one :class:`UserError` that
 gives the install command.
 
-Landmark mapping (both sides are the person's own, as in the demo's skeleton)::
+Landmark mapping (both sides are the person's own), for the two drawings of :mod:`posevae.data.skeleton`::
 
+    demo:
     head      midpoint of the ears (7, 8); the nose (0) when an ear is not seen
     neck      midpoint of the shoulders (11, 12)          pelvis   midpoint of the hips (23, 24)
     chest     midpoint of pelvis and neck                 right_toe, left_toe   32, 31
+    right shoulder, elbow, wrist   12, 14, 16             left  shoulder, elbow, wrist   11, 13, 15
+    right hip, knee, ankle         24, 26, 28             left  hip, knee, ankle         23, 25, 27
+
+    openpose (COCO-18):
+    nose      0                                           neck     midpoint of the shoulders (11, 12)
+    right eye, ear                 5, 8                   left  eye, ear                 2, 7
     right shoulder, elbow, wrist   12, 14, 16             left  shoulder, elbow, wrist   11, 13, 15
     right hip, knee, ankle         24, 26, 28             left  hip, knee, ankle         23, 25, 27
 
@@ -28,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from posevae.data.skeleton import JOINT_INDEX, JOINT_NAMES
+from posevae.config import SkeletonName
+from posevae.data.skeleton import JOINT_INDEX, JOINT_NAMES, OPENPOSE, get_skeleton
 from posevae.errors import UserError
 
 MEDIAPIPE_VERSION = "0.10.21"
@@ -51,6 +59,16 @@ _FROM_LANDMARKS: dict[str, tuple[int, ...]] = {
     "pelvis": (23, 24), "right_toe": (32,), "left_toe": (31,),
 }  # fmt: skip
 _EARS, _NOSE = (7, 8), 0
+# the same for the OpenPose COCO-18 joints (every one a mean, no special joint)
+_OPENPOSE_FROM_LANDMARKS: dict[str, tuple[int, ...]] = {
+    "nose": (0,), "neck": (11, 12),
+    "right_shoulder": (12,), "right_elbow": (14,), "right_wrist": (16,),
+    "left_shoulder": (11,), "left_elbow": (13,), "left_wrist": (15,),
+    "right_hip": (24,), "right_knee": (26,), "right_ankle": (28,),
+    "left_hip": (23,), "left_knee": (25,), "left_ankle": (27,),
+    "right_eye": (5,), "left_eye": (2,), "right_ear": (8,), "left_ear": (7,),
+}  # fmt: skip
+assert tuple(_OPENPOSE_FROM_LANDMARKS) == OPENPOSE.joints
 
 
 def import_mediapipe() -> ModuleType:
@@ -62,7 +80,7 @@ def import_mediapipe() -> ModuleType:
             f"there: {INSTALL_HINT}."
         )
     try:
-        from posevae.data.demo.scene import quiet_c_output
+        from posevae.data.native_output import quiet_c_output
 
         with quiet_c_output():  # absl/glog lines from the C++ side on import
             from mediapipe.python.solutions import pose
@@ -108,7 +126,7 @@ class PoseEstimator:
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks of one (H, W, 3) uint8 RGB frame: ((33, 2) pixel x, y or NaN, (33,) visibility)."""
-        from posevae.data.demo.scene import quiet_c_output
+        from posevae.data.native_output import quiet_c_output
 
         h, w = rgb.shape[:2]
         if self._first:  # MediaPipe logs a few warnings on its first frame
@@ -125,11 +143,18 @@ class PoseEstimator:
         return xy, vis
 
 
-def map_landmarks(landmarks: Landmarks, min_visibility: float = MIN_VISIBILITY) -> np.ndarray:
-    """posevae's joints (N, 18, 2) from MediaPipe's landmarks; NaN: a joint not seen (see the module doc)."""
+def map_landmarks(
+    landmarks: Landmarks, min_visibility: float = MIN_VISIBILITY, skeleton: SkeletonName = "demo"
+) -> np.ndarray:
+    """The joints (N, 18, 2) of the drawing ``skeleton`` from MediaPipe's landmarks; NaN: a joint not seen
+    (see the module doc)."""
     seen_xy = np.where(
         (landmarks.visibility >= min_visibility)[..., None], landmarks.xy, np.nan
     )  # (N, 33, 2)
+    if get_skeleton(skeleton).name == "openpose":
+        return np.stack(  # a mean is NaN if any of its landmarks is
+            [seen_xy[:, list(ids)].mean(axis=1) for ids in _OPENPOSE_FROM_LANDMARKS.values()], axis=1
+        ).astype(np.float32)
     joints = np.full((len(landmarks), len(JOINT_NAMES), 2), np.nan, np.float32)
     for name, ids in _FROM_LANDMARKS.items():
         joints[:, JOINT_INDEX[name]] = seen_xy[:, list(ids)].mean(axis=1)  # NaN if any is NaN

@@ -25,9 +25,6 @@ is written into a hidden folder beside DIR and renamed onto DIR at the end: an e
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +35,7 @@ from tqdm.auto import tqdm
 from posevae.data.png import write_png
 from posevae.data.skeleton import keypoint_spec
 from posevae.errors import UserError
-from posevae.files import replace_folder
+from posevae.files import atomic_folder
 
 MARKER = "from_video.json"
 MARKER_FORMAT = "posevae-from-video"
@@ -175,19 +172,12 @@ def write_layout(
     """Write the splits of ``plan`` (frames and labels from ``render``, keypoints (N, J, 2) from ``joints``)
     and ``summary`` as the marker, all into a hidden folder beside ``out``, then rename it onto ``out``."""
     check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.writing-{os.getpid()}-{secrets.token_hex(4)}")
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:
         _write_splits(tmp, plan, render, joints, progress)
-        spec = keypoint_spec()
+        spec = keypoint_spec(summary.get("skeleton", "demo"))
         spec["coords"] = (
             "pixel (x, y) of the written frames, x to the right, y down, pixel centres at +0.5; NaN: left out"
         )
         (tmp / "keypoints.json").write_text(json.dumps(spec, indent=1))
         (tmp / MARKER).write_text(json.dumps({"format": MARKER_FORMAT, "version": 1, **summary}, indent=1))
         check_target(out)
-        replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -2,7 +2,8 @@
 
 :func:`extract` decodes the frames and finds MediaPipe's landmarks in them (cached); :func:`from_video`
 maps them onto the skeleton's joints, fills short gaps, cuts at long ones, crops a steady box around the
-person, draws the labels with the demo's drawing code and writes the splits (:mod:`.layout`).
+person, draws the labels in the chosen drawing (the demo's skeleton or OpenPose's, :mod:`posevae.data.
+skeleton`) and writes the splits (:mod:`.layout`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from posevae.config import MODEL_PRESETS
+from posevae.config import MODEL_PRESETS, SKELETON_NAMES, SkeletonName
 from posevae.data.skeleton import draw_skeleton
 from posevae.data.video import track
-from posevae.data.video.cache import FrameStore, default_cache_dir, open_store, source_key
 from posevae.data.video.decode import Source, expected_frames, open_source, read_frames
 from posevae.data.video.estimate import (
     MEDIAPIPE_VERSION,
@@ -29,6 +29,8 @@ from posevae.data.video.estimate import (
     map_landmarks,
 )
 from posevae.data.video.layout import SplitPlan, check_target, plan_splits, write_layout
+from posevae.data.video.smooth import KeypointSmoothing
+from posevae.data.video.store import FrameStore, default_store_dir, open_store, source_key
 from posevae.errors import UserError
 
 WORKING_SIDE = 480  # frames are shrunk to this longer side (at least twice the output's) before anything else
@@ -50,9 +52,20 @@ class VideoOptions:
     max_gap: float = 0.5  # seconds without a person that are interpolated; longer gaps cut the video
     smooth: float = 0.25  # seconds: standard deviation of the crop's smoothing over time
     min_visibility: float = MIN_VISIBILITY
+    skeleton: SkeletonName = "demo"  # how the labels are drawn: the demo's skeleton or OpenPose's COCO-18
+    # One Euro smoothing of the joints over time (.smooth; defaults measured in docs/video.md): cutoff in Hz
+    # at rest (None: off) and how fast it rises with speed (1 / pixel of the extracted frames)
+    keypoint_min_cutoff: float | None = None
+    keypoint_beta: float = 0.0
     preset: str = "fast"  # the model preset the data is for: its downsample factor must divide the size
-    cache_dir: str | None = None  # None: the default cache folder (see .cache)
+    cache_dir: str | None = None  # None: the default cache folder (see .store)
     use_cache: bool = True
+
+    @property
+    def keypoint_smoothing(self) -> KeypointSmoothing | None:
+        if self.keypoint_min_cutoff is None:
+            return None
+        return KeypointSmoothing(self.keypoint_min_cutoff, self.keypoint_beta)
 
     def validate(self, where: Path) -> None:
         if not all(
@@ -83,8 +96,17 @@ class VideoOptions:
                 math.isfinite(value) and value >= (0 if name in ("max_gap", "smooth") else 0.1)
             ):
                 raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}.")
+        if self.skeleton not in SKELETON_NAMES:
+            raise UserError(f"--skeleton must be one of {', '.join(SKELETON_NAMES)}, got {self.skeleton!r}.")
         if not (self.cut in ("end", "start") or (isinstance(self.cut, (int, float)) and self.cut >= 0)):
             raise UserError(f"--cut must be end, start or a time in seconds >= 0, got {self.cut!r}.")
+        cutoff, beta = self.keypoint_min_cutoff, self.keypoint_beta
+        if cutoff is not None and not (
+            isinstance(cutoff, (int, float)) and math.isfinite(cutoff) and cutoff > 0
+        ):
+            raise UserError(f"--keypoint-min-cutoff must be a number of Hz > 0 (or off), got {cutoff!r}.")
+        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+            raise UserError(f"--keypoint-beta must be a number >= 0, got {beta!r}.")
 
 
 @dataclass
@@ -148,9 +170,19 @@ class PersonTrack:
         return float(self.found.mean()) if len(self.found) else 0.0
 
 
-def person_track(landmarks: Landmarks, fps: float, max_gap_s: float, min_visibility: float) -> PersonTrack:
-    joints = map_landmarks(landmarks, min_visibility)
+def person_track(
+    landmarks: Landmarks,
+    fps: float,
+    max_gap_s: float,
+    min_visibility: float,
+    smoothing: KeypointSmoothing | None = None,
+    skeleton: SkeletonName = "demo",
+) -> PersonTrack:
+    """The joints of ``landmarks``, short gaps filled, then smoothed over time within each segment."""
+    joints = map_landmarks(landmarks, min_visibility, skeleton)
     filled, segments = track.person_segments(joints, max(0, round(max_gap_s * fps)))
+    if smoothing is not None:
+        filled = smoothing(filled, fps, segments)
     return PersonTrack(filled, track.has_person(joints), segments)
 
 
@@ -166,7 +198,7 @@ def crop_boxes(
 def _cache_dir(options: VideoOptions) -> Path | None:
     if not options.use_cache:
         return None
-    return Path(options.cache_dir).expanduser() if options.cache_dir else default_cache_dir()
+    return Path(options.cache_dir).expanduser() if options.cache_dir else default_store_dir()
 
 
 def _too_few(where: Path, person: PersonTrack, options: VideoOptions) -> UserError:
@@ -227,6 +259,7 @@ def _summary(
             "test": [b - a for a, b in plan.tests],
         },
         "frame_size": [options.height, options.width],
+        "skeleton": options.skeleton,
         "extraction_seconds": round(ex.seconds, 2),
         "extraction_fps": round(n / ex.seconds, 1) if ex.seconds else None,
         "from_cache": ex.cached,
@@ -254,14 +287,22 @@ def from_video(
     cache = _cache_dir(options)
     with open_store(cache, source_key(source, options.fps, max_side)) as store:
         ex = extract(source, store, fps=options.fps, max_side=max_side, progress=progress)
-        person = person_track(ex.landmarks, ex.fps, options.max_gap, options.min_visibility)
+        person = person_track(
+            ex.landmarks,
+            ex.fps,
+            options.max_gap,
+            options.min_visibility,
+            options.keypoint_smoothing,
+            skeleton=options.skeleton,
+        )
         plan = _plan(where, person, options, ex.fps)
         H, W = options.height, options.width
         boxes = crop_boxes(person, ex.frames.shape[2], ex.frames.shape[1], H, W, options.smooth * ex.fps)
         joints = track.to_crop(person.joints, boxes, H, W)
 
         def render(t: int) -> tuple[np.ndarray, np.ndarray]:
-            return track.crop(ex.frames[t], boxes[t], H, W), np.asarray(draw_skeleton(joints[t], W, H))
+            label = draw_skeleton(joints[t], W, H, options.skeleton)
+            return track.crop(ex.frames[t], boxes[t], H, W), np.asarray(label)
 
         summary = _summary(source, ex, person, plan, options, store.folder if cache else None)
         write_layout(out, plan, render, joints, summary, progress)

@@ -24,8 +24,8 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from posevae.data.skeleton import JOINT_INDEX
-
+# joint indices valid in both drawings of posevae.data.skeleton: 0 the head (demo) or nose (OpenPose), 1 neck
+HEAD, NECK = 0, 1
 MIN_JOINTS = 3  # seen joints that make a person (fewer give no box worth the name)
 HEAD_ROOM = 0.7  # the top of the head is this many neck-to-head distances above the head joint (ear level)
 MARGIN = 0.15  # the crop is this much larger than the person, on every side (a fraction of the size)
@@ -79,7 +79,7 @@ def _extents(joints: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)  # a frame with no joint seen gives a NaN box
         x0, y0 = np.nanmin(joints[..., 0], axis=1), np.nanmin(joints[..., 1], axis=1)
         x1, y1 = np.nanmax(joints[..., 0], axis=1), np.nanmax(joints[..., 1], axis=1)
-    head, neck = joints[:, JOINT_INDEX["head"]], joints[:, JOINT_INDEX["neck"]]
+    head, neck = joints[:, HEAD], joints[:, NECK]
     head_len = np.hypot(*(head - neck).T)  # NaN when either is not seen
     body = np.maximum(y1 - y0, x1 - x0)
     top_room = np.where(np.isfinite(head_len), HEAD_ROOM * head_len, 0.12 * body)

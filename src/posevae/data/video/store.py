@@ -9,8 +9,9 @@ of every file it is read from, the frame rate asked for, the working size)::
     <cache_dir>/<key>/frames.json     N, h, w and the source; written last: its presence marks a whole entry
     <cache_dir>/<key>/landmarks-<mode>-mediapipe<version>.npz   xy (N, 33, 2), visibility (N, 33)
 
-Editing or touching the source makes a new key. Files are written under temporary names and renamed, so
-a reader never sees half an entry. The default folder is ``$XDG_CACHE_HOME/posevae/video`` (else
+Editing or touching the source makes a new key. Files are written through :mod:`posevae.files` (under
+temporary names, unique to each writer, then renamed), so a reader never sees half an entry and two
+processes filling the same entry do not clash. The default folder is ``$XDG_CACHE_HOME/posevae/video`` (else
 ``~/.cache/posevae/video``); it may be deleted at any time.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -30,11 +32,13 @@ import numpy as np
 
 from posevae.data.video.decode import Source
 from posevae.data.video.estimate import MEDIAPIPE_VERSION, MODEL_COMPLEXITY, Landmarks
+from posevae.files import atomic_open, atomic_write_text, remove_temp_files
 
 CACHE_VERSION = 1
+_STALE_TMP_S = 86400.0  # temporary files not written for a day are leftovers of a killed writer
 
 
-def default_cache_dir() -> Path:
+def default_store_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "posevae" / "video"
 
@@ -75,24 +79,18 @@ class FrameStore:
     def write_frames(self, frames: Iterator[np.ndarray], source: Source) -> Iterator[np.ndarray]:
         """Pass ``frames`` through, appending each to the entry; the entry is complete once they run out."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        part = self.folder / "frames.u8.part"
-        n, shape = 0, None
-        try:
-            with open(part, "wb") as f:
-                for frame in frames:
-                    shape = shape or frame.shape
-                    f.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
-                    n += 1
-                    yield frame
-        except BaseException:  # an error, or the reader stopped early: no entry
-            part.unlink(missing_ok=True)
-            raise
-        if shape is None:
-            part.unlink()
+        frames = iter(frames)
+        first = next(frames, None)
+        if first is None:  # no frames: no entry
             return
-        os.replace(part, self.folder / "frames.u8")
+        n, shape = 0, first.shape
+        with atomic_open(self.folder / "frames.u8") as f:  # an error, or the reader stopped early: no entry
+            for frame in itertools.chain([first], frames):
+                f.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+                n += 1
+                yield frame
         meta = {"n": n, "h": shape[0], "w": shape[1], "source": str(source.path), "version": CACHE_VERSION}
-        _atomic_text(self.folder / "frames.json", json.dumps(meta, indent=1))
+        atomic_write_text(self.folder / "frames.json", json.dumps(meta, indent=1))
 
     def load_landmarks(self, static: bool, n_frames: int) -> Landmarks | None:
         try:
@@ -103,16 +101,8 @@ class FrameStore:
         return marks if len(marks) == n_frames else None
 
     def save_landmarks(self, static: bool, landmarks: Landmarks) -> None:
-        path = self._landmarks_path(static)
-        tmp = path.with_name(path.name + ".part.npz")
-        np.savez(tmp, xy=landmarks.xy, visibility=landmarks.visibility)
-        os.replace(tmp, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+        with atomic_open(self._landmarks_path(static)) as f:
+            np.savez(f, xy=landmarks.xy, visibility=landmarks.visibility)
 
 
 @contextlib.contextmanager
@@ -131,6 +121,7 @@ def open_store(cache_dir: Path | None, key: str) -> Iterator[FrameStore]:
                 stacklevel=3,
             )
     if folder is not None:
+        remove_temp_files(folder, _STALE_TMP_S)
         yield FrameStore(folder)
         return
     tmp = Path(tempfile.mkdtemp(prefix="posevae-video-"))

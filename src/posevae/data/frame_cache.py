@@ -11,46 +11,44 @@ Layout of a cache folder (default ``DR/.posevae_cache``; the only thing posevae 
     <tag>-<H>x<W>-<key>.npy    the pixels, uint8, shape chosen by the caller (e.g. (2, N, 3, H, W))
     <tag>-<H>x<W>-<key>.json   what the entry is (tag, dataset root, size, shape); written after the .npy
 
-Writes go to a temporary file in the cache folder and are moved in place with :func:`os.replace`, so a
-reader never sees half a file, and two processes filling the same entry do not clash. When a new entry is
-written, older entries of the same tag, frame size and dataset root are deleted (they can never be hit
-again). If the folder cannot be written, the data is used uncached and one warning says so.
+Writes go through :func:`posevae.files.atomic_open` (a temporary file of a unique name in the cache
+folder, renamed in place), so a reader never sees half a file, and two processes filling the same entry do
+not clash. When a new entry is written, older entries of the same tag, frame size and dataset root are
+deleted (they can never be hit again). If the folder cannot be written, the data is used uncached and one
+warning says so.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
-import tempfile
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
+
+from posevae.files import atomic_open, remove_temp_files
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # bump when the decoding (resize filter, colour conversion, array layout) changes
 DEFAULT_CACHE_NAME = ".posevae_cache"
-_TMP_PREFIX = ".tmp-"
 _STALE_TMP_S = 3600.0  # temporary files older than this are leftovers of a killed writer
 
 
-def default_cache_dir(DR: str | Path) -> Path:
+def dataset_cache_dir(DR: str | Path) -> Path:
     """The cache folder used when none is given: ``DR/.posevae_cache``."""
     return Path(DR) / DEFAULT_CACHE_NAME
 
 
-Source = tuple[str, int, int]  # (path relative to the dataset root, in POSIX form; byte size; mtime_ns)
+FileStamp = tuple[str, int, int]  # (path relative to the dataset root, in POSIX form; byte size; mtime_ns)
 
 
-def fingerprint(root: Path, paths: Sequence[Path]) -> list[Source]:
+def fingerprint(root: Path, paths: Sequence[Path]) -> list[FileStamp]:
     """The (relative name, size, mtime_ns) of each path, for callers that did not stat while listing."""
     out = []
     for p in paths:
@@ -59,7 +57,7 @@ def fingerprint(root: Path, paths: Sequence[Path]) -> list[Source]:
     return out
 
 
-def cache_key(tag: str, sources: Sequence[Source], frame_H: int, frame_W: int) -> str:
+def cache_key(tag: str, sources: Sequence[FileStamp], frame_H: int, frame_W: int) -> str:
     """SHA-256 (hex) of the format version, tag, size and (relative name, size, mtime_ns) of every source.
 
     The order of ``sources`` is part of the key (it is the order of the cached frames).
@@ -96,29 +94,13 @@ def _try_load(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     return arr
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _remove_superseded(
     cache_dir: Path, keep_stem: str, tag: str, root: Path, frame_H: int, frame_W: int
 ) -> None:
     """Delete older entries of the same (tag, dataset root, size) and stale temporary files. Best effort."""
-    now = time.time()
+    remove_temp_files(cache_dir, _STALE_TMP_S)
     for p in cache_dir.iterdir():
         try:
-            if p.name.startswith(_TMP_PREFIX):
-                if now - p.stat().st_mtime > _STALE_TMP_S:
-                    p.unlink()
-                continue
             if p.suffix != ".json" or p.stem == keep_stem:
                 continue
             meta = json.loads(p.read_text())
@@ -138,7 +120,7 @@ def cached_array(
     cache_dir: Path | None,
     tag: str,
     root: Path,
-    sources: Sequence[Source],
+    sources: Sequence[FileStamp],
     frame_H: int,
     frame_W: int,
     shape: tuple[int, ...],
@@ -171,7 +153,8 @@ def cached_array(
         raise AssertionError(f"cache build for {tag} gave {arr.shape} {arr.dtype}, expected {shape} uint8")
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(npy, lambda f: np.save(f, arr, allow_pickle=False))
+        with atomic_open(npy) as f:
+            np.save(f, arr, allow_pickle=False)
         meta = {
             "version": CACHE_VERSION,
             "tag": tag,
@@ -182,7 +165,8 @@ def cached_array(
             "n_sources": len(sources),
             "key": key,
         }
-        _atomic_write(npy.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        with atomic_open(npy.with_suffix(".json")) as f:
+            f.write(json.dumps(meta, indent=1).encode())
     except OSError as e:
         warnings.warn(
             f"Cannot write the decoded-frame cache in {cache_dir} ({e.__class__.__name__}: {e}); continuing "
