@@ -106,7 +106,10 @@ def test_the_run_records_its_step_and_a_config_from_before_reads_as_sequential(d
     assert stored["train"]["step"] == "batched"
     del stored["train"]["step"]
     assert RunConfig.from_dict(stored).train.step == "sequential"
-    assert RunConfig().train.step == "auto"  # what validation supports (docs/quality.md)
+    assert RunConfig().train.step == "sequential"  # what validation supports at the lab's recipe
+    from posevae.jobs.demo import demo_config
+
+    assert demo_config(Path("d"), Path("r"), "cpu").train.step == "auto"  # and at the demo's
 
 
 def test_resume_of_a_run_whose_metrics_csv_lacks_the_person_metrics(dataset, tmp_path, monkeypatch):

@@ -13,9 +13,10 @@ from typing import Any, Literal, get_args
 from posevae.errors import UserError
 from posevae.schedules import KL_ANNEAL_TYPES, KLAnnealType, fitted_kl_cycles, trains_kl
 
-# How a training step runs the T - 1 model steps of a clip: as one batch, or one after the other (the lab's
-# order), with the same loss and gradients (BatchNorm per time step); "auto" (the default) batches except on
-# a CPU without teacher forcing (posevae.training.step.step_for; docs/quality.md, docs/performance.md)
+# How a training step runs the T - 1 model steps of a clip: one after the other (the lab's order, the default:
+# at the lab's recipe the batched step validated lower in both short runs, docs/quality.md), or as one batch
+# with the same loss and gradients (BatchNorm per time step); "auto" batches except on a CPU without teacher
+# forcing (posevae.training.step.step_for); the demo's recipe trains with "auto"
 TrainStep = Literal["auto", "batched", "sequential"]
 SkeletonName = Literal["demo", "openpose"]  # how pose labels are drawn (posevae.data.skeleton)
 SKELETON_NAMES: tuple[SkeletonName, ...] = get_args(SkeletonName)
@@ -180,7 +181,7 @@ class TrainConfig:
     tfr_sde: int = 10
     tfr_d_step: float = 0.1
     tf_per: Literal["epoch", "batch"] = "epoch"  # draw teacher forcing once per epoch (lab) or per batch
-    step: TrainStep = "auto"  # a clip's model steps as one batch, or one after the other (the lab's order)
+    step: TrainStep = "sequential"  # a clip's model steps one after the other (the lab's), or as one batch
     # KL annealing
     kl_anneal_type: KLAnnealType = "Cyclical"
     kl_anneal_cycle: int = 10

@@ -65,8 +65,8 @@ HELP = {
     "tfr_sde": "epoch at which teacher forcing starts to decay",
     "tfr_d_step": "teacher-forcing decay per epoch",
     "tf_per": "draw teacher forcing once per epoch (lab) or per batch",
-    "step": "a clip's T-1 model steps as one batch (one forward and backward; faster, above all on GPUs) "
-            "or one after the other (the lab's order): the same loss and gradients; auto batches except on a "
+    "step": "a clip's T-1 model steps one after the other (the lab's order) or as one batch (one forward "
+            "and backward; faster, above all on GPUs): the same loss and gradients; auto batches except on a "
             "CPU without teacher forcing",
     "kl_anneal_type": "the KL weight beta over the epochs (posevae.schedules): Cyclical, Monotonic, None "
                       "(beta = 1 throughout) or FuCyclical (Fu et al.'s reference code)",

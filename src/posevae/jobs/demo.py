@@ -24,9 +24,10 @@ Prior = Literal["fixed", "learned"]
 DEMO_PRESET = "sharp"
 # beta = 1 throughout: the epochs at beta = 0 of a cyclical schedule cost the sharp preset 0.9 dB and let the
 # fast preset with the person loss diverge (docs/quality.md); the latent collapses on this data either way.
+# The batched step where it pays (teacher-forced epochs here): validated at this recipe (docs/quality.md).
 DEMO_TRAIN: dict[str, Any] = {"batch_size": 8, "lr": 2e-3, "num_epoch": 6, "kl_anneal_type": "None",
                               "tfr": 1.0, "tfr_sde": 2, "tfr_d_step": 0.25, "person_weight": 1.0,
-                              "per_save": 100, "seed": 1}
+                              "per_save": 100, "seed": 1, "step": "auto"}
 DEMO_DATA: dict[str, Any] = {"train_vi_len": 16, "partial": 0.5, "val_vi_len": 630}
 # Why the demo takes longer where bf16 is slow (CPUs without AMX or AVX-512 BF16 train in fp32; measured with
 # PyTorch held to AVX2: docs/quality.md, "The demo without AMX"). How long: the progress bars say.

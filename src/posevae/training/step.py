@@ -18,10 +18,11 @@ gradient. Two ways to compute the same sums (``--step``):
   loss, gradients and running statistics, in eval and in training mode.
 * ``auto``: batched, except on a CPU without teacher forcing (:func:`step_for`).
 
-``auto`` is the default: with BatchNorm per time step the batched step trains the same model, and it
-validated the same as the sequential one at the demo's and the lab's recipes (docs/quality.md). Batched is
-T - 1 times fewer, larger kernels: on a GPU the step stops waiting for Python and kernel launches; on a CPU it
-gains less, and loses where the extra rollout costs more (docs/performance.md).
+``sequential`` is the default: with BatchNorm per time step the batched step trains the same model, and it
+validated the same as the sequential one at the demo's recipe (which uses ``auto``), but lower in both short
+runs at the lab's (docs/quality.md). Batched is T - 1 times fewer, larger kernels: on a GPU the step stops
+waiting for Python and kernel launches; on a CPU it gains less, and loses where the extra rollout costs more
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -299,7 +300,7 @@ def train_batch(
     gdl_weight: float,
     device: torch.device,
     person_weight: float = 0.0,
-    step: TrainStep = "auto",
+    step: TrainStep = "sequential",
     autocast: Callable[[], AbstractContextManager] | None = None,
 ) -> ClipStats | None:
     """Train on one batch of clips (B, T, 3, H, W) in [0, 1]: forward, backward, clip the gradients, step.
