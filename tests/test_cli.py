@@ -124,3 +124,17 @@ def test_the_old_frame_skip_flags_are_aliases_of_prev_frame_skip():
                            (["--preset", "fast"], True)):
         args = parser.parse_args(["train", "--DR", "data", *argv])
         assert build_config(args, preset=args.preset).model.prev_frame_skip is expected, argv
+
+
+def test_warnings_of_a_command_are_one_line_each(capsys):
+    import warnings
+
+    from posevae.cli.main import one_line_warnings
+
+    with one_line_warnings():
+        warnings.warn("the poses are drawn as demo,\nbut the model was trained on openpose", UserWarning,
+                      stacklevel=1)
+    err = capsys.readouterr().err
+    assert err == "posevae: warning: the poses are drawn as demo, but the model was trained on openpose\n"
+    with pytest.warns(UserWarning):  # outside the command line, warnings are Python's as usual
+        warnings.warn("x", UserWarning, stacklevel=1)

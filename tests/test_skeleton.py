@@ -120,6 +120,17 @@ def test_openpose_thickness_follows_the_person_size():
         draw_skeleton(full[:2], 300, 300, "openpose")
 
 
+def test_openpose_strokes_shrink_with_a_model_sized_frame():
+    """At 32x64 OpenPose's least thickness (2 px: joint rings of radius 2) would cover a small person's
+    limbs: below 150 px the strokes shrink with the frame, to 1-px lines and joints of radius 1."""
+    person = openpose_body() * 0.2 + [20, 6]  # about 15 px tall in a 32 x 64 frame
+    assert OPENPOSE.sizes(person, 64, 32) == (1, 1.0)
+    img = np.asarray(draw_skeleton(person, 64, 32, "openpose"))
+    lit = img.any(axis=2).sum()
+    assert 0 < lit < 0.06 * 64 * 32, lit  # thin strokes: 79 pixels lit; OpenPose's 2-px strokes lit 178
+    assert OPENPOSE.sizes(openpose_body() * 1.5, 150, 150)[0] == 2  # from 150 px on, OpenPose's own rule
+
+
 def test_demo_drawing_is_unchanged_and_checks_the_same_way():
     kp = demo_body()
     img = draw_skeleton(kp, 100, 100, "demo")

@@ -8,8 +8,10 @@ package; :mod:`.options` turns the config dataclasses into options and back.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from posevae.cli.convert import add_convert_command
 from posevae.cli.data import add_data_commands
@@ -40,10 +42,23 @@ def _version() -> str:
     return __version__
 
 
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Warnings shown as one line each, ``posevae: warning: MESSAGE`` on stderr (not Python's two lines with
+    the source line that raised it), as errors are."""
+    def show(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+        print(f"posevae: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
-        args.func(args)
+        with one_line_warnings():
+            args.func(args)
     except UserError as err:
         print(f"posevae: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -17,7 +17,10 @@ not seen, or seen with low visibility) is left out, and so is every limb that en
   ``t = max(round(sqrt(W * H) / 75 * r), 2)`` with ``r = min(1, max(box_w / W, box_h / H))`` of the seen
   joints' bounding box, lines ``max(1, round(0.75 t))`` wide, joints a circle of radius ``t // 2`` drawn
   with thickness ``t`` (a disc of radius ``t // 2 + t / 2``), filled at radius ``t // 2`` when
-  ``r <= 0.05``. Unlike OpenPose, a person whose seen joints span no area (one joint, or all on one
+  ``r <= 0.05``. Unlike OpenPose, in frames smaller than 150 px (the square root of the area; the model's
+  32x64 is 45) the least thickness of 2 px shrinks with the frame, to lines of 1 px and joints of radius 1 at
+  32x64: there OpenPose's 2-px rings would cover the limbs of a 20-px person. And a person whose seen joints
+  span no area (one joint, or all on one
   horizontal or vertical line) is drawn all the same, and coordinates are not rounded to whole pixels.
 
 Joint indices 0-13 mean the same body parts in both (0 the demo's head or OpenPose's nose, 1 neck, 2-7
@@ -178,6 +181,7 @@ OPENPOSE_JOINT_COLORS = (
 )  # fmt: skip
 OPENPOSE_THICKNESS_RATIO = 1 / 75  # renderPoseKeypointsCpu: thicknessCircleRatio
 OPENPOSE_LINE_RATIO = 0.75  # thicknessLineRatioWRTCircle
+SMALL_FRAME = 150  # sqrt(W * H) below which the strokes shrink with the frame instead of staying at 2 px
 
 
 def _round(x: float) -> int:
@@ -191,7 +195,12 @@ def _openpose_sizes(kp_xy: np.ndarray, width: int, height: int) -> tuple[int, fl
         ratio = min(1.0, max(float(box_w) / width, float(box_h) / height))
     else:
         ratio = 0.0
-    t = max(_round(math.sqrt(width * height) * OPENPOSE_THICKNESS_RATIO * ratio), 2)
+    side = math.sqrt(width * height)
+    # OpenPose's least thickness is 2 px; below SMALL_FRAME px it shrinks with the frame (to 1-px lines at the
+    # model's 32x64, where 2 px joints rings would cover a 20-px person's limbs)
+    t: float = max(_round(side * OPENPOSE_THICKNESS_RATIO * ratio), 2 * min(1.0, side / SMALL_FRAME))
+    if t < 2:
+        return 1, 1.0  # lines 1 px wide, joints discs of radius 1 (as the demo drawing's at that size)
     # cv::circle of radius t // 2 and thickness t (a ring that covers the centre); filled (-1) when tiny
     radius = t // 2 + (t / 2 if ratio > 0.05 else 0.0)
     return max(1, _round(t * OPENPOSE_LINE_RATIO)), radius
