@@ -1,4 +1,5 @@
-"""Parts of the "sharp" preset: U-Net skips of the previous frame and the next pose, and flow warping.
+"""Parts of the "sharp" preset (U-Net skips of the previous frame and the next pose) and of `--warp` (flow
+warping, in no preset).
 
 The fast preset runs everything at (H/4, W/4): at 32x64 an arm is one pixel wide at full resolution and
 gone at 8x16, so the generator cannot put limbs back where the pose says. The sharp preset keeps the fast
