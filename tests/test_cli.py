@@ -126,15 +126,17 @@ def test_the_old_frame_skip_flags_are_aliases_of_prev_frame_skip():
         assert build_config(args, preset=args.preset).model.prev_frame_skip is expected, argv
 
 
-def test_warnings_of_a_command_are_one_line_each(capsys):
-    import warnings
+def test_warnings_of_a_command_are_one_line_each():
+    """As the command line shows them (a fresh interpreter: pytest records warnings itself)."""
+    import subprocess
+    import sys
 
-    from posevae.cli.main import one_line_warnings
-
-    with one_line_warnings():
-        warnings.warn("the poses are drawn as demo,\nbut the model was trained on openpose", UserWarning,
-                      stacklevel=1)
-    err = capsys.readouterr().err
-    assert err == "posevae: warning: the poses are drawn as demo, but the model was trained on openpose\n"
-    with pytest.warns(UserWarning):  # outside the command line, warnings are Python's as usual
-        warnings.warn("x", UserWarning, stacklevel=1)
+    code = ("import warnings\n"
+            "from posevae.cli.main import one_line_warnings\n"
+            "with one_line_warnings():\n"
+            "    warnings.warn('the poses are drawn as demo,\\nbut the model was trained on openpose')\n"
+            "warnings.warn('after the command', UserWarning)\n")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    lines = err.splitlines()
+    assert lines[0] == "posevae: warning: the poses are drawn as demo, but the model was trained on openpose"
+    assert "UserWarning: after the command" in lines[1]  # outside the command line: Python's own format

@@ -45,13 +45,17 @@ def _version() -> str:
 @contextlib.contextmanager
 def one_line_warnings() -> Iterator[None]:
     """Warnings shown as one line each, ``posevae: warning: MESSAGE`` on stderr (not Python's two lines with
-    the source line that raised it), as errors are."""
-    def show(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
-        print(f"posevae: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    the source line that raised it), as errors are. Only how a warning is formatted changes: a caller that
+    records warnings (``warnings.catch_warnings(record=True)``) still gets them."""
+    def one_line(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> str:
+        return f"posevae: warning: {' '.join(str(message).split())}\n"
 
-    with warnings.catch_warnings():
-        warnings.showwarning = show
+    before = warnings.formatwarning
+    warnings.formatwarning = one_line
+    try:
         yield
+    finally:
+        warnings.formatwarning = before
 
 
 def main(argv: Sequence[str] | None = None) -> int:
