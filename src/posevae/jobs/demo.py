@@ -11,13 +11,11 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
+from posevae.config import MODEL_PRESETS, DataConfig, ModelConfig, Prior, RunConfig, SampleConfig, TrainConfig
 from posevae.files import atomic_write_text
 from posevae.model.checkpoint import read_checkpoint_info
-
-Prior = Literal["fixed", "learned"]
 
 # The demo's model and recipe, chosen on validation at equal wall-clock (docs/quality.md): the sharp preset
 # with the person loss. Its training budget: 6 epochs (bf16 where the CPU has AMX or AVX-512 BF16).
