@@ -20,6 +20,7 @@ from posevae.schedules import KL_ANNEAL_TYPES, KLAnnealType, fitted_kl_cycles, t
 TrainStep = Literal["auto", "batched", "sequential"]
 SkeletonName = Literal["demo", "openpose"]  # how pose labels are drawn (posevae.data.skeleton)
 SKELETON_NAMES: tuple[SkeletonName, ...] = get_args(SkeletonName)
+KLNorm = Literal["elements", "batch"]  # the KL normalised by every latent element, or by the batch size
 Prior = Literal["fixed", "learned"]  # N(0, I) (the lab) or p(z | previous frame, pose) (SVG-LP)
 Variant = Literal["posevae", "template"]  # "template": the course template's model exactly
 # The names of each Literal, derived from it (option choices, checks and messages use these, never a copy)
@@ -186,7 +187,7 @@ class TrainConfig:
     kl_anneal_type: KLAnnealType = "Cyclical"
     kl_anneal_cycle: int = 10
     kl_anneal_ratio: float = 0.5
-    kl_norm: Literal["elements", "batch"] = "elements"
+    kl_norm: KLNorm = "elements"
     # weight of the gradient-difference (edge) loss beside the MSE; 0 = the lab's loss
     gdl_weight: float = 0.0
     # weight of the MSE over the pose region of each frame's label beside the whole-frame MSE; 0 = the lab's

@@ -24,15 +24,12 @@ spends nine tenths of its gradient on the background. Off by default (``--person
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
+from posevae.config import KLNorm
 from posevae.metrics import pose_region_mask
 from posevae.model.vae import LOGVAR_MAX, LOGVAR_MIN, StepOutput
-
-KLNorm = Literal["elements", "batch"]
 
 
 def _normalise(kl_sum: torch.Tensor, like: torch.Tensor, norm: KLNorm) -> torch.Tensor:
