@@ -218,6 +218,8 @@ OPENPOSE = Skeleton(
 SKELETONS: dict[str, Skeleton] = {s.name: s for s in (DEMO, OPENPOSE)}
 assert tuple(SKELETONS) == SKELETON_NAMES
 assert DEMO.joints[1:14] == OPENPOSE.joints[1:14]  # 0-13: the same body parts (0: head / nose)
+# indices that mean the same joint in both drawings (tracking and pose normalisation use only these)
+HEAD, NECK, RIGHT_ANKLE, LEFT_ANKLE = 0, 1, 10, 13
 
 
 def get_skeleton(skeleton: SkeletonName | Skeleton) -> Skeleton:

@@ -51,9 +51,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posevae.data.skeleton import HEAD, LEFT_ANKLE, NECK, RIGHT_ANKLE
 from posevae.errors import UserError
 
-HEAD, NECK, RIGHT_ANKLE, LEFT_ANKLE = 0, 1, 10, 13
 # bones of head, shoulders, torso sides and legs (never the arms): (joint, joint) in the shared indices 0-13
 BODY_BONES = ((1, 0), (1, 2), (1, 5), (2, 8), (5, 11), (8, 11), (8, 9), (9, 10), (11, 12), (12, 13))
 MEDIAN_FRAC = 0.5  # EDN's far end: the highest ankle within this fraction of (close - median) above median
@@ -116,6 +116,14 @@ def _end_heights(
     return (float(ends[0]), float(ends[1])) if min(ends) > 0 else None
 
 
+def _median_neck(joints: np.ndarray) -> np.ndarray:
+    """(2,) the median neck over the frames; the median of every joint when the neck is never seen."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        neck = np.nanmedian(joints[:, NECK], axis=0)
+        return neck if np.isfinite(neck).all() else np.nanmedian(joints.reshape(-1, 2), axis=0)
+
+
 def placement_stats(joints: np.ndarray, median_frac: float = MEDIAN_FRAC) -> PlacementStats | None:
     """The statistics of a video's joints (N, J, 2); None when no frame sees the head and an ankle."""
     ankle, height = frame_stats(joints)
@@ -127,11 +135,7 @@ def placement_stats(joints: np.ndarray, median_frac: float = MEDIAN_FRAC) -> Pla
     above = median - ankle
     near_median = above[(above > 0) & (above < median_frac * (close - median))]
     far = median - float(near_median.max()) if near_median.size else median
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        neck_x = float(np.nanmedian(joints[:, NECK, 0]))
-    if not np.isfinite(neck_x):
-        neck_x = float(np.nanmedian(joints[:, :, 0]))
+    neck_x = float(_median_neck(joints)[0])
     tallest = float(height.max())
     ends = _end_heights(ankle, height, far, close) if close - far >= STILL * tallest else None
     if ends is None:  # no motion in depth: one place
@@ -162,10 +166,10 @@ def _held(values: np.ndarray) -> np.ndarray:
 
 
 def placement(
-    source_joints: np.ndarray, source: PlacementStats, target: PlacementStats
+    ankle: np.ndarray, source: PlacementStats, target: PlacementStats
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per source frame (N,): the scale, and the y the frame's ankle line maps to in the target's frame."""
-    ankle = _held(frame_stats(source_joints)[0])
+    """Per source frame (N,) of ankle values (every one finite, :func:`_held`): the scale, and the y the
+    frame's ankle line maps to in the target's frame."""
     target = _match_range(source, target)
     # a source standing in one place is placed where the target mostly stands
     p = np.full(len(ankle), float(target.position(target.median))) if source.still else source.position(ankle)
@@ -189,20 +193,13 @@ def bone_scale(source_joints: np.ndarray, target_joints: np.ndarray) -> float:
     return float(np.median(ratios))
 
 
-def _median_neck(joints: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        neck = np.nanmedian(joints[:, NECK], axis=0)
-        return neck if np.isfinite(neck).all() else np.nanmedian(joints.reshape(-1, 2), axis=0)
-
-
 def normalise_poses(source_joints: np.ndarray, target_joints: np.ndarray, where: str) -> np.ndarray:
     """The source's joints (N, J, 2) mapped into the target's frame (see the module doc). ``target_joints``
     (M, J, 2): the target person's joints in its frame's pixels, over its video or in one frame (M = 1)."""
     source, target = placement_stats(source_joints), placement_stats(target_joints)
     if source is not None and target is not None:
-        scale, ankle_line = placement(source_joints, source, target)
         ankle = _held(frame_stats(source_joints)[0])
+        scale, ankle_line = placement(ankle, source, target)
         x = target.neck_x + scale[:, None] * (source_joints[..., 0] - source.neck_x)
         y = ankle_line[:, None] + scale[:, None] * (source_joints[..., 1] - ankle[:, None])
         return np.stack([x, y], axis=-1).astype(np.float32)

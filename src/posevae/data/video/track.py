@@ -24,8 +24,8 @@ import warnings
 import numpy as np
 from PIL import Image
 
-# joint indices valid in both drawings of posevae.data.skeleton: 0 the head (demo) or nose (OpenPose), 1 neck
-HEAD, NECK = 0, 1
+from posevae.data.skeleton import HEAD, NECK  # the same joints in both drawings (head or nose, neck)
+
 MIN_JOINTS = 3  # seen joints that make a person (fewer give no box worth the name)
 HEAD_ROOM = 0.7  # the top of the head is this many neck-to-head distances above the head joint (ear level)
 MARGIN = 0.15  # the crop is this much larger than the person, on every side (a fraction of the size)
