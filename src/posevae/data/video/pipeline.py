@@ -29,7 +29,7 @@ from posevae.data.video.estimate import (
     map_landmarks,
 )
 from posevae.data.video.layout import SplitPlan, check_target, plan_splits, write_layout
-from posevae.data.video.smooth import KeypointSmoothing
+from posevae.data.video.smooth import KeypointSmoothing, check_parameter
 from posevae.data.video.store import FrameStore, default_store_dir, open_store, source_key
 from posevae.errors import UserError
 
@@ -100,13 +100,12 @@ class VideoOptions:
             raise UserError(f"--skeleton must be one of {', '.join(SKELETON_NAMES)}, got {self.skeleton!r}.")
         if not (self.cut in ("end", "start") or (isinstance(self.cut, (int, float)) and self.cut >= 0)):
             raise UserError(f"--cut must be end, start or a time in seconds >= 0, got {self.cut!r}.")
-        cutoff, beta = self.keypoint_min_cutoff, self.keypoint_beta
-        if cutoff is not None and not (
-            isinstance(cutoff, (int, float)) and math.isfinite(cutoff) and cutoff > 0
-        ):
-            raise UserError(f"--keypoint-min-cutoff must be a number of Hz > 0 (or off), got {cutoff!r}.")
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-            raise UserError(f"--keypoint-beta must be a number >= 0, got {beta!r}.")
+        try:
+            if self.keypoint_min_cutoff is not None:  # None: off
+                check_parameter("--keypoint-min-cutoff", self.keypoint_min_cutoff, positive=True)
+            check_parameter("--keypoint-beta", self.keypoint_beta, positive=False)
+        except ValueError as err:
+            raise UserError(f"{err} Pass another value, or --keypoint-min-cutoff off for no smoothing.") from None
 
 
 @dataclass

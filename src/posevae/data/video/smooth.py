@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _check(name: str, value: float, *, positive: bool) -> None:
+def check_parameter(name: str, value: float, *, positive: bool) -> None:
+    """ValueError unless ``value`` is a finite number, > 0 when ``positive``, else >= 0."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or (value <= 0 if positive else value < 0):
         need = "a finite number > 0" if positive else "a finite number >= 0"
@@ -39,9 +40,9 @@ class KeypointSmoothing:
     d_cutoff: float = 1.0
 
     def __post_init__(self) -> None:
-        _check("min_cutoff", self.min_cutoff, positive=True)
-        _check("beta", self.beta, positive=False)
-        _check("d_cutoff", self.d_cutoff, positive=True)
+        check_parameter("min_cutoff", self.min_cutoff, positive=True)
+        check_parameter("beta", self.beta, positive=False)
+        check_parameter("d_cutoff", self.d_cutoff, positive=True)
 
     def __call__(
         self, joints: np.ndarray, fps: float, segments: Sequence[tuple[int, int]] | None = None
@@ -89,10 +90,10 @@ def one_euro(
     """``joints`` (N, J, 2) smoothed over time with the One Euro filter (see the module docstring), in the
     input's dtype. ``segments``: half-open [start, end) frame ranges filtered independently (default: the
     whole video as one); frames outside them are returned unchanged. Bad parameters raise ValueError."""
-    _check("fps", fps, positive=True)
-    _check("min_cutoff", min_cutoff, positive=True)
-    _check("beta", beta, positive=False)
-    _check("d_cutoff", d_cutoff, positive=True)
+    check_parameter("fps", fps, positive=True)
+    check_parameter("min_cutoff", min_cutoff, positive=True)
+    check_parameter("beta", beta, positive=False)
+    check_parameter("d_cutoff", d_cutoff, positive=True)
     joints = np.asarray(joints)
     if not np.issubdtype(joints.dtype, np.floating):
         joints = joints.astype(np.float64)
