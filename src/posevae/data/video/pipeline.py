@@ -105,7 +105,8 @@ class VideoOptions:
                 check_parameter("--keypoint-min-cutoff", self.keypoint_min_cutoff, positive=True)
             check_parameter("--keypoint-beta", self.keypoint_beta, positive=False)
         except ValueError as err:
-            raise UserError(f"{err} Pass another value, or --keypoint-min-cutoff off for no smoothing.") from None
+            raise UserError(f"{err} Pass another value, or --keypoint-min-cutoff off for no smoothing."
+                            ) from None
 
 
 @dataclass
